@@ -1,0 +1,13 @@
+import jax
+import pytest
+
+from jaxmbrl import envs
+
+
+@pytest.fixture(scope="session")
+def pendulum_data():
+    """10,000 random-action Pendulum-v1 transitions [10000, ...] plus 2,000 held-out ones."""
+    env, env_params, spec = envs.make("Pendulum-v1")
+    collect = jax.jit(lambda k, t: envs.random_rollout(env, env_params, spec, k, t, 10), static_argnums=1)
+    flat = lambda tr: jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), tr)
+    return spec, flat(collect(jax.random.PRNGKey(0), 1000)), flat(collect(jax.random.PRNGKey(1), 200))
