@@ -1,6 +1,7 @@
 """jaxmbrl: model-based reinforcement learning in JAX, whole loops compiled to one program."""
-from jaxmbrl import envs, types
+from jaxmbrl import algorithms, buffers, envs, models, planning, types
+from jaxmbrl.types import Transition
 
 __version__ = "0.1.0"
 
-__all__ = ["envs", "types", "__version__"]
+__all__ = ["Transition", "algorithms", "buffers", "envs", "models", "planning", "types", "__version__"]

@@ -1,5 +1,5 @@
 """Environments: gymnax construction, specs, adapters, known reward/termination, oracles."""
-from jaxmbrl.envs._known import reward_fn, termination_fn
+from jaxmbrl.envs._known import known_ids, register_known, reward_fn, termination_fn
 from jaxmbrl.envs._make import (
     EnvSpec,
     UnknownEnvError,
@@ -24,10 +24,12 @@ __all__ = [
     "batch_reset",
     "batch_step",
     "encode_action",
+    "known_ids",
     "make",
     "random_action",
     "random_rollout",
     "register",
+    "register_known",
     "registered_ids",
     "reset",
     "reward_fn",

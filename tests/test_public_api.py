@@ -1,0 +1,25 @@
+import importlib
+
+import pytest
+
+import jaxmbrl
+
+SUBPACKAGES = ["envs", "buffers", "models", "planning", "algorithms", "algorithms.pets", "testing"]
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_every_exported_name_exists(name):
+    module = importlib.import_module(f"jaxmbrl.{name}")
+    assert module.__all__, name
+    for attr in module.__all__:
+        assert hasattr(module, attr), f"jaxmbrl.{name}.{attr}"
+
+
+def test_top_level_surface():
+    assert isinstance(jaxmbrl.__version__, str)
+    for attr in jaxmbrl.__all__:
+        assert hasattr(jaxmbrl, attr)
+    # The names DESIGN.md promises.
+    assert callable(jaxmbrl.envs.make) and callable(jaxmbrl.envs.true_model)
+    assert callable(jaxmbrl.models.make_ensemble) and callable(jaxmbrl.models.fit)
+    assert callable(jaxmbrl.planning.cem) and callable(jaxmbrl.algorithms.pets.make_train)
