@@ -55,3 +55,66 @@ def mlp_flops(sizes, batch: int, backward: bool) -> float:
         return fwd * batch
     first = 2 * sizes[0] * sizes[1]
     return (3 * fwd - first) * batch
+
+
+def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hparams=None):
+    """Runs `num_seeds` seeds of an algorithm as one vmapped program, one compiled
+    iteration per call (so a progress bar can follow).
+
+    Returns:
+      (metrics: dict name -> numpy array [seeds, iterations], wall seconds incl. compile,
+       compile seconds of init + first step).
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    hp = config.hparams() if hparams is None else hparams
+    batched = jax.tree.map(lambda x: jnp.full((num_seeds,), x, jnp.float32), hp)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    start = time.perf_counter()
+    init = jax.jit(jax.vmap(train.init))
+    step = jax.jit(jax.vmap(train.step))
+    state = jax.block_until_ready(init(keys, batched))
+    rows = [jax.tree.map(lambda a: np.asarray(a)[:, i], state.warmup._asdict())
+            for i in range(config.random_iterations)]
+    bar = tqdm(total=config.num_iterations, initial=config.random_iterations, desc=desc, unit="iter")
+    compile_s = None
+    for _ in range(config.num_iterations - config.random_iterations):
+        t = time.perf_counter()
+        state, metrics = step(state)
+        metrics = jax.tree.map(np.asarray, metrics._asdict())
+        if compile_s is None:
+            compile_s = time.perf_counter() - start
+        rows.append(metrics)
+        bar.set_postfix(ret=f"{np.nanmean(metrics['episode_return']):.0f}", s=f"{time.perf_counter() - t:.0f}")
+        bar.update(1)
+    bar.close()
+    wall = time.perf_counter() - start
+    table = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}
+    return table, wall, compile_s
+
+
+def plot_curves(path, curves, title, xlabel, reference=None):
+    """Mean and min-max band over seeds per curve ([seeds, points] arrays)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in curves.items():
+        x = np.arange(1, values.shape[1] + 1)
+        ax.plot(x, np.nanmean(values, 0), marker="o", label=label)
+        ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), alpha=0.2)
+    if reference is not None:
+        label, values = reference
+        ax.plot(np.arange(1, len(values) + 1), values, "k--", marker="x", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

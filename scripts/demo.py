@@ -22,11 +22,6 @@ from tqdm import tqdm
 
 from jaxmbrl.algorithms import pets
 
-# A smaller network than the benchmark's keeps the Quickstart at a few CPU minutes;
-# Pendulum's dynamics need no more.
-DEMO = dict(hidden_sizes=(64, 64, 64))
-
-
 def parse_overrides(pairs):
     out = {}
     for pair in pairs:
@@ -71,7 +66,7 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args(argv)
 
-    config = pets.Config(**{**DEMO, "num_iterations": args.iterations, **parse_overrides(args.set)})
+    config = pets.Config(**{"num_iterations": args.iterations, **parse_overrides(args.set)})
     try:
         train = pets.make_train(config)
     except ValueError as err:

@@ -91,7 +91,7 @@ class ModelState(NamedTuple):
 
 
 class FitInfo(NamedTuple):
-    train_loss: Array  # [epochs] mean minibatch loss
+    train_loss: Array  # [epochs] mean minibatch loss (NaN after every member stopped)
     holdout_mse: Array  # [epochs, E] normalised-target MSE on the held-out split
     best_holdout_mse: Array  # [E] at the kept parameters
     epochs_trained: Array  # int32 [E] epochs each member kept training (early stopping)
@@ -394,8 +394,10 @@ def fit(
             params = _select_members(active, new_params, params)
             return params, new_opt_state, loss_sum + loss
 
+        # Once every member has stopped, the remaining epochs cost only their evaluation.
+        trips = jnp.where(active.any(), num_batches, 0)
         params, opt_state, loss_sum = jax.lax.fori_loop(
-            0, num_batches, minibatch, (params, opt_state, jnp.zeros((), jnp.float32))
+            0, trips, minibatch, (params, opt_state, jnp.zeros((), jnp.float32))
         )
         mse = holdout_mse(params)
         improved = (best_mse - mse) / jnp.maximum(jnp.abs(best_mse), 1e-12) > improvement_threshold
@@ -404,7 +406,7 @@ def fit(
         best_mse = jnp.where(improved, mse, best_mse)
         stall = jnp.where(improved, 0, stall + 1)
         trained = trained + active.astype(jnp.int32)
-        out = (loss_sum / num_batches.astype(jnp.float32), mse)
+        out = (jnp.where(trips > 0, loss_sum / jnp.maximum(trips, 1).astype(jnp.float32), jnp.nan), mse)
         return (params, opt_state, best_params, best_mse, stall, trained), out
 
     initial_mse = holdout_mse(mstate.params)

@@ -44,7 +44,8 @@ class Config:
     # Dynamics model.
     num_members: int = 5
     num_model_elites: int = 5
-    hidden_sizes: Tuple[int, ...] = (200, 200, 200)
+    # Enough for classic control; PETS used 4 x 200 for its MuJoCo tasks.
+    hidden_sizes: Tuple[int, ...] = (64, 64, 64)
     learn_reward: bool = False
     model_epochs: int = 25
     model_batch_size: int = 32
@@ -120,6 +121,7 @@ class Metrics(NamedTuple):
     env_steps: Array  # int32, total so far
     episode_return: Array  # mean return of episodes completed this iteration (NaN if none)
     episodes: Array  # int32 episodes completed this iteration
+    best_episode_return: Array  # best return of those episodes (-inf if none)
     step_reward: Array  # mean reward per env step this iteration
     planned_return: Array  # model's predicted return of the executed plans (mean)
     model_train_loss: Array  # last epoch's mean minibatch loss
@@ -239,7 +241,7 @@ def make_train(config: Config, *, reward_fn=None, termination_fn=None) -> Train:
         """`steps` env steps in B envs under `act(key, planner_state, obs)`: a lax.scan."""
 
         def body(carry, key):
-            env_state, obs, pstate, ep_ret, done_sum, done_count = carry
+            env_state, obs, pstate, ep_ret, done_sum, done_count, done_best = carry
             k_act, k_env = jax.random.split(key)
             action, pstate, planned = act(k_act, pstate, obs)
             transition, obs, env_state = envs.batch_step(env, env_params, k_env, env_state, obs, action)
@@ -247,32 +249,34 @@ def make_train(config: Config, *, reward_fn=None, termination_fn=None) -> Train:
             done = transition.terminated | transition.truncated
             done_sum = done_sum + jnp.where(done, ep_ret, 0.0).sum()
             done_count = done_count + done.sum(dtype=jnp.int32)
+            done_best = jnp.maximum(done_best, jnp.where(done, ep_ret, -jnp.inf).max())
             ep_ret = jnp.where(done, 0.0, ep_ret)
-            return (env_state, obs, pstate, ep_ret, done_sum, done_count), (transition, planned)
+            return (env_state, obs, pstate, ep_ret, done_sum, done_count, done_best), (transition, planned)
 
         key, k_scan = jax.random.split(state.key)
         carry = (state.env_state, state.obs, state.planner, state.episode_return,
-                 jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+                 jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32), jnp.full((), -jnp.inf, jnp.float32))
         carry, (transitions, planned) = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
-        env_state, obs, pstate, ep_ret, done_sum, done_count = carry
+        env_state, obs, pstate, ep_ret, done_sum, done_count, done_best = carry
         buffer = buffers.add(state.buffer, _flatten_time(transitions))
         state = state._replace(key=key, env_state=env_state, obs=obs, planner=pstate, episode_return=ep_ret,
                                buffer=buffer, env_steps=state.env_steps + steps * cfg.num_envs)
         returns = jnp.where(done_count > 0, done_sum / jnp.maximum(done_count, 1), jnp.nan)
-        return state, (returns, done_count, planned.mean(), transitions.reward.mean())
+        return state, (returns, done_count, done_best, planned.mean(), transitions.reward.mean())
 
     def refit(state: State, rollout_stats) -> Tuple[State, Metrics]:
         key, k_fit = jax.random.split(state.key)
         model, info = fit_model(k_fit, state.model, state.buffer, state.hparams)
-        returns, count, planned, step_reward = rollout_stats
+        returns, count, best, planned, step_reward = rollout_stats
         metrics = Metrics(
             iteration=state.iteration,
             env_steps=state.env_steps,
             episode_return=returns,
             episodes=count,
+            best_episode_return=best,
             step_reward=step_reward,
             planned_return=planned,
-            model_train_loss=info.train_loss[-1],
+            model_train_loss=info.train_loss[jnp.maximum(info.epochs_trained.max() - 1, 0)],
             model_holdout_mse=info.best_holdout_mse[model.elites].mean(),
         )
         return state._replace(key=key, model=model, iteration=state.iteration + 1), metrics
