@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 import jaxmbrl.planning as planning
 from jaxmbrl.envs import make, true_model
+from jaxmbrl.testing import oracle_episode_returns
 
 PENDULUM, CARTPOLE = "Pendulum-v1", "CartPole-v1"
 
@@ -53,33 +54,6 @@ SETTINGS = {
 }
 
 
-def run_episodes(env_id, planner, num_episodes, num_steps):
-    """Returns a jitted `key -> returns [num_episodes]` running `planner` in `env_id`.
-
-    A step counts until the first `done` (gymnax's done, which includes the time limit),
-    so CartPole's return is the number of steps the pole stayed up.
-    """
-    env, env_params, _ = make(env_id)
-
-    def episode(key):
-        reset_key, key = jax.random.split(key)
-        _, env_state = env.reset(reset_key, env_params)
-
-        def step(carry, step_key):
-            env_state, plan_state, alive, total = carry
-            plan_key, env_key = jax.random.split(step_key)
-            action, plan_state, _ = planner.plan(plan_key, plan_state, env_params, env_state)
-            _, env_state, reward, done, _ = env.step_env(env_key, env_state, action, env_params)
-            total = total + jnp.where(alive, reward, 0.0)
-            return (env_state, plan_state, alive & ~done, total), None
-
-        init = (env_state, planner.init(), jnp.ones((), jnp.bool_), jnp.zeros((), jnp.float32))
-        (_, _, _, total), _ = jax.lax.scan(step, init, jax.random.split(key, num_steps))
-        return total
-
-    return jax.jit(lambda k: jax.vmap(episode)(jax.random.split(k, num_episodes)))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SETTINGS), default="large")
@@ -97,7 +71,7 @@ def main():
         _, _, spec = make(env_id)
         planner = factory(model_fn, spec, **kwargs)
         num_steps = spec.max_steps
-        run = run_episodes(env_id, planner, args.episodes, num_steps)
+        run = oracle_episode_returns(env_id, planner, args.episodes, num_steps)
         key = jax.random.PRNGKey(args.seed)
         run(key).block_until_ready()  # compile
         start = time.perf_counter()

@@ -20,6 +20,8 @@ import _common
 from jaxmbrl.algorithms import pets
 from demo import parse_overrides
 
+MBRL_LIB_RETURNS = [-920, -124, -382, -397, -117, -1, -127, -132]
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +45,9 @@ def main():
     }
     print(json.dumps(result, indent=1))
     if args.png:
-        _common.plot_curves(args.png, {"PETS (jaxmbrl)": returns}, "Pendulum-v1, 5 seeds", "episode")
+        _common.plot_curves(args.png, {f"PETS, jaxmbrl ({args.seeds} seeds)": returns}, "Pendulum-v1", "episode",
+                            reference=("mbrl-lib 0.2.0, 1 seed (episode 1 random, not reported)",
+                                       [np.nan] + MBRL_LIB_RETURNS))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 
 import jaxmbrl.planning as planning
 from jaxmbrl.envs import EnvSpec, make, true_model
+from jaxmbrl.testing import oracle_episode_returns
 
 PENDULUM, CARTPOLE = "Pendulum-v1", "CartPole-v1"
 
@@ -52,26 +53,7 @@ def _env(env_id):
 
 def _episode_returns(env_id, planner, key, num_episodes, num_steps):
     """Returns [num_episodes] of `planner` acting on the true env (rewards until done)."""
-    env, env_params, _, _ = _env(env_id)
-
-    def episode(key):
-        reset_key, key = jax.random.split(key)
-        _, env_state = env.reset(reset_key, env_params)
-
-        def step(carry, step_key):
-            env_state, plan_state, alive, total = carry
-            plan_key, env_key = jax.random.split(step_key)
-            action, plan_state, _ = planner.plan(plan_key, plan_state, env_params, env_state)
-            _, env_state, reward, done, _ = env.step_env(env_key, env_state, action, env_params)
-            total = total + jnp.where(alive, reward, 0.0)
-            return (env_state, plan_state, alive & ~done, total), None
-
-        init = (env_state, planner.init(), jnp.ones((), jnp.bool_), jnp.zeros((), jnp.float32))
-        (_, _, _, total), _ = jax.lax.scan(step, init, jax.random.split(key, num_steps))
-        return total
-
-    run = jax.jit(lambda k: jax.vmap(episode)(jax.random.split(k, num_episodes)))
-    return np.asarray(run(key))
+    return np.asarray(oracle_episode_returns(env_id, planner, num_episodes, num_steps)(key))
 
 
 def _small_planner(name):

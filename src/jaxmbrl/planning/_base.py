@@ -195,6 +195,16 @@ def check_discrete(name: str, spec) -> None:
         )
 
 
+def check_common(name, spec, horizon, num_samples, num_particles, discount, discrete: bool):
+    """Validates the settings every planner shares; returns the static ints."""
+    (check_discrete if discrete else check_continuous)(name, spec)
+    horizon = check_count(name, "horizon", horizon)
+    num_samples = check_count(name, "num_samples", num_samples)
+    num_particles = check_count(name, "num_particles", num_particles)
+    check_float(name, "discount", discount, 0.0, 1.0)
+    return horizon, num_samples, num_particles
+
+
 def check_count(name: str, param: str, value: Any, minimum: int = 1) -> int:
     """A static integer setting >= `minimum`, returned as a Python int."""
     try:

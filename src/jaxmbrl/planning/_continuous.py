@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmbrl.planning._base import (
+    check_common,
     PlanInfo,
     Planner,
     PlannerState,
@@ -36,12 +37,7 @@ def _bounds(spec) -> Tuple[Array, Array, Array, Array]:
 
 
 def _check_common(name, spec, horizon, num_samples, num_particles, discount):
-    check_continuous(name, spec)
-    horizon = check_count(name, "horizon", horizon)
-    num_samples = check_count(name, "num_samples", num_samples)
-    num_particles = check_count(name, "num_particles", num_particles)
-    check_float(name, "discount", discount, 0.0, 1.0)
-    return horizon, num_samples, num_particles
+    return check_common(name, spec, horizon, num_samples, num_particles, discount, discrete=False)
 
 
 def _check_alpha(name, alpha):

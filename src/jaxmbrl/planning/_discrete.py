@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmbrl.planning._base import (
+    check_common,
     PlanInfo,
     Planner,
     PlannerState,
@@ -21,12 +22,7 @@ from jaxmbrl.types import ModelFn
 
 
 def _check_common(name, spec, horizon, num_samples, num_particles, discount):
-    check_discrete(name, spec)
-    horizon = check_count(name, "horizon", horizon)
-    num_samples = check_count(name, "num_samples", num_samples)
-    num_particles = check_count(name, "num_particles", num_particles)
-    check_float(name, "discount", discount, 0.0, 1.0)
-    return horizon, num_samples, num_particles
+    return check_common(name, spec, horizon, num_samples, num_particles, discount, discrete=True)
 
 
 def discrete_random_shooting(model_fn: ModelFn, spec, *, horizon: int, num_samples: int,
