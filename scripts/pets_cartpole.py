@@ -23,7 +23,7 @@ from jaxmbrl.algorithms import pets
 
 DEFAULTS = dict(
     env_id="CartPole-v1", num_iterations=6, steps_per_iteration=500, planner="discrete_cem",
-    horizon=40, num_samples=100, num_elites=10, planner_iterations=3, num_particles=5,
+    horizon=60, num_samples=100, num_elites=10, planner_iterations=3, num_particles=5,
 )
 
 
