@@ -17,7 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py --out runs/demo
+	rm -rf runs/demo
+	$(BIN)/jaxmbrl train pets --env Pendulum-v1 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import _common
-from demo import parse_overrides
 from jaxmbrl import envs
+from jaxmbrl import run
 from jaxmbrl.algorithms import pets
 
 DEFAULTS = dict(
@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
-    config = pets.Config(**{**DEFAULTS, **parse_overrides(args.set)})
+    _, config, _ = run.resolve("pets", overrides={**DEFAULTS, **run._config.parse_assignments(args.set)})
     train = pets.make_train(config)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS CartPole-v1")
     best = table["best_episode_return"]  # [seeds, iterations]

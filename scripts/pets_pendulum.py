@@ -17,8 +17,8 @@ import json
 import numpy as np
 
 import _common
+from jaxmbrl import run
 from jaxmbrl.algorithms import pets
-from demo import parse_overrides
 
 MBRL_LIB_RETURNS = [-920, -124, -382, -397, -117, -1, -127, -132]
 
@@ -30,7 +30,8 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--png", default="")
     args = parser.parse_args()
-    config = pets.Config(**{"env_id": "Pendulum-v1", "num_iterations": 10, **parse_overrides(args.set)})
+    overrides = {"env_id": "Pendulum-v1", "num_iterations": 10, **run._config.parse_assignments(args.set)}
+    _, config, _ = run.resolve("pets", overrides=overrides)
     train = pets.make_train(config)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS Pendulum-v1")
     returns = table["episode_return"]  # [seeds, episodes]

@@ -4,7 +4,7 @@ import pytest
 
 import jaxmbrl
 
-SUBPACKAGES = ["envs", "buffers", "models", "planning", "algorithms", "algorithms.pets", "testing"]
+SUBPACKAGES = ["envs", "buffers", "models", "planning", "algorithms", "algorithms.pets", "testing", "run"]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)

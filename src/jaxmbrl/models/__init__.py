@@ -13,6 +13,7 @@ from jaxmbrl.models._ensemble import (
     member_losses,
     model_inputs,
     model_targets,
+    open_loop_error,
     predict,
 )
 from jaxmbrl.models._networks import MLP
@@ -41,5 +42,6 @@ __all__ = [
     "model_inputs",
     "model_targets",
     "normalise",
+    "open_loop_error",
     "predict",
 ]

@@ -493,3 +493,43 @@ def evaluate(
     mix_var = (jnp.exp(el_logvar) + el_mean**2).mean(0) - mix_mean**2
     mix_nll = (0.5 * ((mix_mean - y) ** 2 / mix_var + jnp.log(mix_var) + _LOG_2PI)).mean()
     return EvalMetrics(obs_mse, nll, mix_nll)
+
+
+def open_loop_error(ens: Ensemble, mstate: ModelState, transitions: Transition, horizon: int) -> Array:
+    """How one-step errors compound: k-step open-loop prediction error for k = 1..horizon.
+
+    From every start t, the elites' mean prediction is rolled forward k steps with the
+    logged actions (no resampling from the data) and compared with the logged
+    observation t + k. Starts whose k steps would cross an episode end are left out.
+
+    Args:
+      transitions: consecutive transitions of one env, in time order [N, ...].
+      horizon: K (static).
+    Returns:
+      [K] mean squared error per observation dim, each dim standardised by the
+      observations' own std (so 1.0 is as bad as predicting the mean).
+    """
+    cfg = ens.config
+    n = transitions.reward.shape[0]
+    starts = n - horizon + 1
+    obs_std = jnp.maximum(transitions.obs.reshape(n, -1).std(0), 1e-6)
+    ends = transitions.terminated | transitions.truncated
+
+    def predict_mean(obs, action):
+        pred = predict(ens, mstate, obs, action)
+        return pred.next_obs_mean[mstate.elites].mean(0)
+
+    def rollout(t):
+        def step(obs, j):
+            nxt = predict_mean(obs, transitions.action[t + j])
+            err = (((nxt - transitions.next_obs[t + j]).reshape(-1) / obs_std) ** 2).mean()
+            return nxt, err
+
+        _, errs = jax.lax.scan(step, transitions.obs[t], jnp.arange(horizon))
+        # Step j is valid if no episode ended at steps t .. t+j-1.
+        crossed = jnp.cumsum(jax.lax.dynamic_slice_in_dim(ends, t, horizon).astype(jnp.int32))
+        valid = jnp.concatenate([jnp.zeros((1,), jnp.int32), crossed[:-1]]) == 0
+        return errs, valid
+
+    errs, valid = jax.vmap(rollout)(jnp.arange(starts))
+    return (errs * valid).sum(0) / jnp.maximum(valid.sum(0), 1)

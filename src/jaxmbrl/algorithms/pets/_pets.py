@@ -150,6 +150,7 @@ class Train(NamedTuple):
     init: Callable[[PRNGKey, HParams], State]
     step: Callable[[State], Tuple[State, Metrics]]
     run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
+    ensemble: models.Ensemble  # the dynamics model whose state is `State.model`
 
 
 def _resolve_planner(cfg: Config, spec: envs.EnvSpec) -> str:
@@ -335,4 +336,4 @@ def make_train(config: Config, *, reward_fn=None, termination_fn=None) -> Train:
         everything = jax.tree.map(lambda w, m: jnp.concatenate([w, m]), state.warmup, metrics)
         return state, everything
 
-    return Train(cfg, init, step, run)
+    return Train(cfg, init, step, run, ens)

@@ -1,0 +1,5 @@
+import sys
+
+from jaxmbrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,174 @@
+"""The `jaxmbrl` command (also `python -m jaxmbrl`)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXAMPLES = """\
+examples:
+  jaxmbrl train pets --env Pendulum-v1 --seeds 5 --out runs/pets_pendulum
+  jaxmbrl train pets --preset tiny --set horizon=10 num_particles=4 --out runs/quick
+  jaxmbrl train pets --out runs/pets_pendulum --resume          # continue after an interruption
+  jaxmbrl sweep pets --seeds 3 --grid planner_alpha=0.0,0.1,0.3 --grid horizon=10,20 --out runs/sweep
+  jaxmbrl plot runs/pets_pendulum runs/sweep --out curves.png
+  jaxmbrl diagnose runs/pets_pendulum --horizon 20
+  jaxmbrl envs
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"jaxmbrl: error: {message} (see jaxmbrl {self.prog.split()[-1]} --help)\n"
+                  if " " in self.prog else f"jaxmbrl: error: {message} (see jaxmbrl --help)\n")
+
+
+def _common_run_args(p):
+    p.add_argument("algorithm", help="algorithm: pets, dyna")
+    p.add_argument("--env", help="environment id (see `jaxmbrl envs`)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds, vmapped in one program (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
+    p.add_argument("--preset", default="default", choices=("default", "tiny"), help="Config preset")
+    p.add_argument("--config", help="YAML or JSON file of field: value (applied before --set)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
+                   help="override Config or HParams fields")
+    p.add_argument("--out", help="run folder (default runs/ALGO_ENV)")
+    p.add_argument("--chunk", type=int, default=1, help="iterations per compiled call (default 1)")
+    p.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (extra)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxmbrl", description="Model-based RL in JAX: whole training loops compiled to one program.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = sub.add_parser("train", help="train one config over seeds", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common_run_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p = sub.add_parser("sweep", help="grid over fields: all points and seeds in one vmapped program",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common_run_args(p)
+    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="values of a field; several grids form a product (tuple fields: V1;V2)")
+    p = sub.add_parser("plot", help="learning curves of runs (seeds as a band) to a PNG")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", default="learning_curves.png")
+    p.add_argument("--metric", default="episode_return")
+    sub.add_parser("envs", help="supported environments, their spaces and fitting algorithms")
+    p = sub.add_parser("diagnose", help="k-step open-loop prediction error of a run's learned model")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--horizon", type=int, default=15)
+    p.add_argument("--out", help="PNG path (default RUN/model_error.png)")
+    return parser
+
+
+def _resolve(args):
+    from jaxmbrl.run import _config
+
+    overrides = _config.parse_assignments(args.set)
+    return _config.resolve(args.algorithm, preset=args.preset, file=args.config, overrides=overrides, env=args.env)
+
+
+def _options(args, resume=False):
+    from jaxmbrl.run import RunOptions
+
+    return RunOptions(seeds=args.seeds, seed=args.seed, chunk=args.chunk, checkpoint_every=args.checkpoint_every,
+                      resume=resume, progress=not args.no_progress, tensorboard=args.tensorboard)
+
+
+def _train(args):
+    from jaxmbrl import run
+
+    algo, config, hparams = _resolve(args)
+    out = args.out or os.path.join("runs", f"{args.algorithm}_{config.env_id}")
+    result = run.run(args.algorithm, config, [hparams], out, _options(args, args.resume))
+    _report(result)
+    return 0 if result.completed else 130
+
+
+def _report(result):
+    s = result.summary
+    print(f"{'finished' if s['completed'] else 'interrupted (resume with --resume)'}: {s['iterations']} iterations "
+          f"in {s['wall_s']:.1f} s; compile {s['compile_s']:.1f} s; steady "
+          f"{s['steady_env_steps_per_s'] or float('nan'):.0f} env steps/s over {s['batch']} runs on {s['devices']} device(s)")
+    print(f"run folder: {result.out_dir} (metrics.jsonl, metrics.csv, config.json, summary.json, "
+          f"checkpoints/, learning_curve.png)")
+
+
+def _sweep(args):
+    from jaxmbrl import run
+    from jaxmbrl.run import _config
+
+    algo, config, hparams = _resolve(args)
+    if not args.grid:
+        raise _config.UsageError("sweep needs at least one --grid FIELD=V1,V2.")
+    out = args.out or os.path.join("runs", f"sweep_{args.algorithm}_{config.env_id}")
+    grids = _config.parse_assignments(args.grid)
+    rows = run.sweep(args.algorithm, config, hparams, grids, out, _options(args))
+    print(open(os.path.join(out, "summary.md")).read())
+    print(f"sweep folder: {out} (summary.csv, summary.md, sweep.png)")
+    return 0
+
+
+def _plot(args):
+    from jaxmbrl.run import learning_curves
+
+    print(learning_curves(args.runs, args.out, metric=args.metric))
+    return 0
+
+
+def _envs(args):
+    from jaxmbrl import envs
+
+    print(f"{'id':<26} {'observation':<14} {'actions':<20} algorithms")
+    for env_id in envs.registered_ids():
+        try:
+            _, _, spec = envs.make(env_id)
+        except Exception as err:  # noqa: BLE001 - e.g. an env that downloads data
+            print(f"{env_id:<26} unavailable: {str(err).splitlines()[0][:60]}")
+            continue
+        actions = f"discrete({spec.num_actions})" if spec.discrete else f"box({spec.action_dim}) [{spec.low[0]:g},{spec.high[0]:g}]"
+        known = env_id in envs.known_ids()
+        fits = ["pets" + ("" if known else " (learn_reward=True)")]
+        if spec.discrete:
+            fits.append("dyna")
+        print(f"{env_id:<26} {str(spec.obs_shape):<14} {actions:<20} {', '.join(fits)}")
+    return 0
+
+
+def _diagnose(args):
+    from jaxmbrl.run import diagnose
+
+    errors, png = diagnose(args.run, horizon=args.horizon, png=args.out)
+    print("k   open-loop MSE (per obs dim, standardised)")
+    for k, e in enumerate(errors, 1):
+        print(f"{k:<3} {e:.5f}")
+    print(f"wrote {png}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from jaxmbrl.envs import UnknownEnvError
+    from jaxmbrl.run import CheckpointError, UsageError
+
+    handlers = {"train": _train, "sweep": _sweep, "plot": _plot, "envs": _envs, "diagnose": _diagnose}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, UnknownEnvError, CheckpointError, FileNotFoundError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"jaxmbrl: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jaxmbrl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Algorithm registry and configuration from defaults, presets, files and overrides."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import json
+import os
+from typing import Any, Dict, Iterable, Tuple
+
+# Algorithms the runner knows: name -> module with Config, HParams, make_train.
+ALGORITHMS = {"pets": "jaxmbrl.algorithms.pets", "dyna": "jaxmbrl.algorithms.dyna"}
+
+
+class UsageError(ValueError):
+    """A problem with what the user asked for; the CLI prints it on one line, exit 2."""
+
+
+def available_algorithms() -> Tuple[str, ...]:
+    out = []
+    for name, module in ALGORITHMS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        out.append(name)
+    return tuple(out)
+
+
+def get_algorithm(name: str):
+    """The algorithm module (`Config`, `HParams`, `make_train`) for `name`."""
+    names = available_algorithms()
+    if name not in names:
+        near = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(near)}?" if near else ""
+        raise UsageError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(names)}.")
+    return importlib.import_module(ALGORITHMS[name])
+
+
+def _fields(algo) -> Dict[str, Tuple[str, Any]]:
+    """Settable fields: name -> ("config" | "hparams", default value)."""
+    out = {f.name: ("config", getattr(algo.Config(), f.name)) for f in dataclasses.fields(algo.Config)}
+    for name, default in algo.HParams()._asdict().items():
+        out[name] = ("hparams", default)
+    return out
+
+
+def _parse(name: str, text: Any, default: Any) -> Any:
+    """Parses `text` into the type of `default` (values from JSON/YAML may already be typed)."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(text, bool):
+                return text
+            lowered = str(text).lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(text, float) and not text.is_integer():
+                raise ValueError
+            return int(str(text)) if not isinstance(text, (int, float)) else int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            items = text if isinstance(text, (list, tuple)) else [t for t in str(text).strip("()[] ").split(",") if t.strip()]
+            kind = type(default[0]) if default else int
+            return tuple(kind(str(t).strip()) for t in items)
+        return str(text)
+    except (TypeError, ValueError):
+        kind = "true/false" if isinstance(default, bool) else type(default).__name__
+        if isinstance(default, tuple):
+            kind = "comma-separated integers, e.g. 64,64"
+        raise UsageError(f"{name}={text!r} is not a valid {kind} (default {default!r}).") from None
+
+
+def parse_assignments(pairs: Iterable[str]) -> Dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--set/--grid expects field=value, got {pair!r}.")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value.strip()
+    return out
+
+
+def check_field(algo_name: str, algo, name: str) -> Tuple[str, Any]:
+    fields = _fields(algo)
+    if name not in fields:
+        near = difflib.get_close_matches(name, list(fields), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(near)}?" if near else f" Valid fields: {', '.join(fields)}."
+        raise UsageError(f"unknown field {name!r} for {algo_name}.{hint}")
+    return fields[name]
+
+
+def load_file(path: str) -> Dict[str, Any]:
+    if not os.path.exists(path):
+        raise UsageError(f"config file {path!r} does not exist.")
+    with open(path) as f:
+        text = f.read()
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as err:  # noqa: BLE001 - any parse error is the user's file
+        raise UsageError(f"cannot parse config file {path!r}: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path!r} must hold a mapping of field: value.")
+    return data
+
+
+def resolve(algo_name: str, *, preset: str = "default", file: str | None = None,
+            overrides: Dict[str, Any] | None = None, env: str | None = None):
+    """Config and HParams from defaults (or `preset`), then `file`, then `overrides`.
+
+    Returns:
+      `(algo_module, config, hparams)`; the config is validated.
+    Raises:
+      UsageError naming the offending field or value.
+    """
+    algo = get_algorithm(algo_name)
+    if preset not in ("default", "tiny"):
+        raise UsageError(f"unknown preset {preset!r}; choose default or tiny.")
+    base = algo.Config.tiny() if preset == "tiny" else algo.Config()
+    values = dict(load_file(file)) if file else {}
+    values.update(overrides or {})
+    if env is not None:
+        values["env_id"] = env
+    config_kw, hp_kw = {}, {}
+    for name, text in values.items():
+        where, _ = check_field(algo_name, algo, name)
+        default = getattr(base, name) if where == "config" else getattr(algo.HParams(), name)
+        value = _parse(name, text, default)
+        (config_kw if where == "config" else hp_kw)[name] = value
+    config = dataclasses.replace(base, **config_kw)
+    try:
+        validate = getattr(config, "validate", None)
+        if validate is not None:
+            validate()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    hparams = config.hparams()._replace(**hp_kw)
+    return algo, config, hparams
+
+
+def config_dict(config, hparams) -> Dict[str, Any]:
+    def plain(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    return {
+        "config": {k: plain(v) for k, v in dataclasses.asdict(config).items()},
+        "hparams": {k: float(v) for k, v in hparams._asdict().items()},
+    }
+
+
+def versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("jaxmbrl", "jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
