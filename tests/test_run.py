@@ -185,3 +185,25 @@ def test_config_file_then_set_overrides(tmp_path):
     algo, cfg, hp = run.resolve("pets", preset="tiny", file=str(path), overrides={"horizon": "11"})
     assert cfg.horizon == 11 and cfg.num_particles == 3 and hp.planner_alpha == 0.25
     assert cfg.num_members == pets.Config.tiny().num_members
+
+
+def test_sweep_cli_writes_summary_table_and_plot(tmp_path, capsys):
+    out = str(tmp_path / "sweep")
+    code = _cli("sweep", "pets", "--preset", "tiny", "--set", "num_iterations=2", "steps_per_iteration=10",
+                "--grid", "planner_alpha=0.0,0.5", "--seeds", "2", "--out", out, "--no-progress")
+    assert code == 0
+    table = open(os.path.join(out, "summary.md")).read().splitlines()
+    assert len(table) == 2 + 2 and "planner_alpha=0.0" in table[2] and "planner_alpha=0.5" in table[3]
+    assert os.path.getsize(os.path.join(out, "sweep.png")) > 0
+    assert os.path.exists(os.path.join(out, "summary.csv"))
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert {(r["point"], r["seed"]) for r in rows} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+
+
+def test_grid_over_a_static_field_is_one_program_per_value():
+    algo, cfg, hp = run.resolve("pets", preset="tiny")
+    static, swept = run._sweep.parse_grid("pets", algo, cfg, hp, {"horizon": "3,5", "discount": "0.9,0.99",
+                                                                  "hidden_sizes": "8,8;16"})
+    assert static == {"horizon": [3, 5], "hidden_sizes": [(8, 8), (16,)]} and swept == {"discount": [0.9, 0.99]}
+    with pytest.raises(run.UsageError, match="not a valid int"):
+        run._sweep.parse_grid("pets", algo, cfg, hp, {"horizon": "3,x"})

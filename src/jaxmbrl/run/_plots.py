@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -51,7 +52,8 @@ def learning_curves(run_dirs: Sequence[str], png: str, metric: str = "episode_re
             label = labels[i] if labels else os.path.basename(os.path.normpath(run_dir))
             if point_labels:
                 label = f"{label} {point_labels[point]}"
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # iterations where no episode finished are NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(values, 0)
             n = values.shape[0]
             ax.plot(x, mean, marker="o", ms=3, label=f"{label} ({n} seed{'s' if n > 1 else ''})")

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import os
+import warnings
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -64,7 +65,8 @@ def sweep(algo_name: str, config, hparams, grids: Dict[str, str], out_dir: str,
 
 def _point_summary(label: str, values: np.ndarray) -> dict:
     """values [seeds, iterations] of episode returns (NaN where none finished)."""
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # all-NaN slices (no finished episode) are expected
+        warnings.simplefilter("ignore", RuntimeWarning)
         per_iter = np.nanmean(values, 0)
         finite = values[:, ~np.isnan(per_iter)] if np.isfinite(per_iter).any() else values
         final = finite[:, -1]
