@@ -26,7 +26,7 @@ PENDULUM, CARTPOLE = "Pendulum-v1", "CartPole-v1"
 # (env, factory, settings): "test" matches tests/test_planning.py, "large" is for docs.
 SETTINGS = {
     "test": {
-        "random_shooting": (PENDULUM, planning.random_shooting, dict(horizon=15, num_samples=1000)),
+        "random_shooting": (PENDULUM, planning.random_shooting, dict(horizon=15, num_samples=4000)),
         "cem": (PENDULUM, planning.cem, dict(horizon=20, num_samples=100, num_elites=10,
                                              num_iters=4)),
         "icem": (PENDULUM, planning.icem, dict(horizon=20, num_samples=100, num_elites=10,

@@ -20,7 +20,7 @@ PENDULUM, CARTPOLE = "Pendulum-v1", "CartPole-v1"
 # sets of 8 starts average -195 even so: the fixed key below picks one set of starts
 # (CEM scores -136 on them) and every planner is scored on the same starts.
 PENDULUM_PLANNERS = {
-    "random_shooting": (planning.random_shooting, dict(horizon=15, num_samples=1000)),
+    "random_shooting": (planning.random_shooting, dict(horizon=15, num_samples=4000)),
     "cem": (planning.cem, dict(horizon=20, num_samples=100, num_elites=10, num_iters=4)),
     "icem": (planning.icem, dict(horizon=20, num_samples=100, num_elites=10, num_iters=3)),
     "mppi": (planning.mppi, dict(horizon=20, num_samples=100, num_iters=2, lambda_=1.0)),
@@ -99,12 +99,10 @@ def test_continuous_planner_solves_pendulum_with_true_dynamics(name):
     _, _, spec, model_fn = _env(PENDULUM)
     planner = factory(model_fn, spec, **kwargs)
     returns = _episode_returns(PENDULUM, planner, jax.random.PRNGKey(0), 8, 200)
-    # Uniform random sequences are too jittery to pump energy into the swing quickly:
-    # random shooting averages about -193 over 32 starts at these settings (-200 on these
-    # 8) and gains little from more samples (-182 with 4000), so it gets a looser bound.
-    # A zero-torque policy scores -1227 on these starts.
-    bound = -250.0 if name == "random_shooting" else -200.0
-    assert returns.mean() >= bound, (name, returns)
+    # Uniform random sequences are jittery, so random shooting needs many samples: over
+    # 8 starts it averaged -200 with 1000 and -184 with 4000 (-153, -156, -137 on other
+    # sets of starts). A zero-torque policy scores -1227 on these starts.
+    assert returns.mean() >= -200.0, (name, returns)
 
 
 @pytest.mark.parametrize("name", sorted(CARTPOLE_PLANNERS))
