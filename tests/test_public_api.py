@@ -4,7 +4,10 @@ import pytest
 
 import jaxmbrl
 
-SUBPACKAGES = ["envs", "buffers", "models", "planning", "algorithms", "algorithms.pets", "testing", "run"]
+SUBPACKAGES = [
+    "envs", "buffers", "models", "planning", "agents", "agents.dqn", "agents.sac", "algorithms",
+    "algorithms.pets", "algorithms.dyna", "algorithms.mbpo", "testing", "run",
+]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)

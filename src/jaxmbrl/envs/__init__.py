@@ -1,4 +1,5 @@
 """Environments: gymnax construction, specs, adapters, known reward/termination, oracles."""
+from jaxmbrl.envs._dyna_maze import DynaMaze
 from jaxmbrl.envs._known import known_ids, register_known, reward_fn, termination_fn
 from jaxmbrl.envs._make import (
     EnvSpec,
@@ -18,7 +19,10 @@ from jaxmbrl.envs._make import (
     true_model,
 )
 
+register("DynaMaze", DynaMaze)
+
 __all__ = [
+    "DynaMaze",
     "EnvSpec",
     "UnknownEnvError",
     "batch_reset",

@@ -9,7 +9,11 @@ import os
 from typing import Any, Dict, Iterable, Tuple
 
 # Algorithms the runner knows: name -> module with Config, HParams, make_train.
-ALGORITHMS = {"pets": "jaxmbrl.algorithms.pets", "dyna": "jaxmbrl.algorithms.dyna"}
+ALGORITHMS = {
+    "pets": "jaxmbrl.algorithms.pets",
+    "dyna": "jaxmbrl.algorithms.dyna",
+    "mbpo": "jaxmbrl.algorithms.mbpo",
+}
 
 
 class UsageError(ValueError):

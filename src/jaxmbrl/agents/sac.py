@@ -1,0 +1,327 @@
+"""Soft actor-critic (Haarnoja et al. 2018) as pure functions.
+
+`make_sac` closes over the static settings (shapes, widths, action bounds) and returns
+`SAC(init, act, update, ...)`; the learner's whole state is the `SACState` pytree and its
+float hyperparameters are a `SACHParams` passed to `update`, so they sweep under `vmap`.
+
+- Twin Q networks (the minimum of the two targets curbs over-estimation) and target
+  copies moved by Polyak averaging after every update.
+- A tanh-squashed Gaussian policy. Networks see the squashed action in [-1, 1]; `act`
+  and the replay buffer use the environment's raw actions in [low, high].
+- Automatic entropy tuning towards `target_entropy` (default -|A|).
+- The TD target stops bootstrapping only at `terminated`: a time-limit `truncated`
+  transition bootstraps like any other.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxmbrl.types import Array, Params, PRNGKey, Transition
+
+__all__ = [
+    "SAC",
+    "SACConfig",
+    "SACHParams",
+    "SACState",
+    "UpdateInfo",
+    "make_sac",
+    "polyak",
+    "tanh_gaussian_log_prob",
+    "tanh_gaussian_sample",
+    "tanh_log_det_jacobian",
+    "td_target",
+]
+
+# Haarnoja et al.'s reference implementation clips the policy's log standard deviation.
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+_LOG_2PI = math.log(2.0 * math.pi)
+_LOG_2 = math.log(2.0)
+
+
+class Actor(nn.Module):
+    """Flat observation [..., O] -> (mean [..., A], log_std [..., A]) of the pre-tanh Gaussian."""
+
+    action_dim: int
+    hidden_sizes: Sequence[int] = (256, 256)
+
+    @nn.compact
+    def __call__(self, obs: Array) -> Tuple[Array, Array]:
+        x = obs.astype(jnp.float32)
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width, param_dtype=jnp.float32)(x))
+        out = nn.Dense(2 * self.action_dim, param_dtype=jnp.float32)(x)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+class Critic(nn.Module):
+    """One Q network: (flat obs [..., O], squashed action [..., A]) -> Q [...]."""
+
+    hidden_sizes: Sequence[int] = (256, 256)
+
+    @nn.compact
+    def __call__(self, obs: Array, action: Array) -> Array:
+        x = jnp.concatenate([obs.astype(jnp.float32), action.astype(jnp.float32)], -1)
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width, param_dtype=jnp.float32)(x))
+        return nn.Dense(1, param_dtype=jnp.float32)(x)[..., 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+    """Static SAC settings (changing one recompiles)."""
+
+    obs_shape: Tuple[int, ...]
+    action_dim: int
+    low: Tuple[float, ...]
+    high: Tuple[float, ...]
+    hidden_sizes: Tuple[int, ...] = (256, 256)
+    target_entropy: float = 0.0  # set by make_sac (default -action_dim)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(math.prod(self.obs_shape))
+
+
+class SACHParams(NamedTuple):
+    """Float SAC hyperparameters (traced; each may be a batched array under vmap)."""
+
+    actor_learning_rate: Any = 3e-4
+    critic_learning_rate: Any = 3e-4
+    alpha_learning_rate: Any = 3e-4
+    discount: Any = 0.99
+    tau: Any = 0.005  # Polyak step of the target critics
+    init_alpha: Any = 1.0  # read by `init` only
+
+
+class SACState(NamedTuple):
+    """Everything SAC learns. Critic leaves are stacked over the twin axis [2, ...]."""
+
+    actor_params: Params
+    critic_params: Params  # [2, ...]
+    target_critic_params: Params  # [2, ...]
+    actor_opt_state: Any
+    critic_opt_state: Any
+    log_alpha: Array  # [] float32
+    alpha_opt_state: Any
+    num_updates: Array  # [] int32
+
+
+class UpdateInfo(NamedTuple):
+    critic_loss: Array  # [] mean over twins and batch
+    actor_loss: Array  # []
+    alpha_loss: Array  # []
+    alpha: Array  # [] the temperature used in this update
+    entropy: Array  # [] minus the mean log-probability of the policy's actions
+    q_mean: Array  # [] mean Q(s, a) of the batch (first twin)
+
+
+class SAC(NamedTuple):
+    """A SAC learner as pure functions.
+
+    Attributes:
+      config: the static `SACConfig`.
+      actor, critic: the flax modules.
+      init: `init(key, hp=SACHParams()) -> SACState`.
+      act: `act(key, state, obs [*obs_shape], deterministic: bool) -> action [A]` in
+        [low, high]; `deterministic=True` gives the tanh of the mean (evaluation).
+      q_values: `q_values(critic_params, obs [..., *obs_shape], env_action [..., A]) -> [2, ...]`.
+      update: `update(state, batch: Transition [B], hp) -> (SACState, UpdateInfo)`:
+        one critic, actor and temperature step, then the target move.
+    """
+
+    config: SACConfig
+    actor: Actor
+    critic: Critic
+    init: Callable[..., SACState]
+    act: Callable[..., Array]
+    q_values: Callable[[Params, Array, Array], Array]
+    update: Callable[[SACState, Transition, SACHParams], Tuple[SACState, UpdateInfo]]
+
+
+def tanh_log_det_jacobian(u: Array) -> Array:
+    """log(1 - tanh(u)^2) elementwise, in the stable form 2 (log 2 - u - softplus(-2u))."""
+    return 2.0 * (_LOG_2 - u - jax.nn.softplus(-2.0 * u))
+
+
+def tanh_gaussian_log_prob(u: Array, mean: Array, log_std: Array) -> Array:
+    """log density [...] of `a = tanh(u)` where u ~ N(mean, exp(log_std)^2), summed over [..., A].
+
+    Takes the pre-tanh sample `u`: inverting tanh near +-1 loses all precision.
+    """
+    z = (u - mean) * jnp.exp(-log_std)
+    gaussian = -0.5 * (z**2 + _LOG_2PI) - log_std
+    return (gaussian - tanh_log_det_jacobian(u)).sum(-1)
+
+
+def tanh_gaussian_sample(key: PRNGKey, mean: Array, log_std: Array) -> Tuple[Array, Array]:
+    """A reparameterised squashed sample: `(action [..., A] in (-1, 1), log_prob [...])`."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+    return jnp.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+
+def td_target(
+    reward: Array,
+    terminated: Array,
+    discount: Array,
+    next_q: Array,
+    next_log_prob: Array,
+    alpha: Array,
+) -> Array:
+    """Soft Q-learning targets [B]: `r + discount (1 - terminated) (min_i Q_i' - alpha log pi)`.
+
+    Args:
+      reward: [B]; terminated: [B] bool (truncation is deliberately absent);
+      next_q: [2, B] target-critic values at (s', a' ~ pi(s')); next_log_prob: [B].
+    """
+    soft_value = next_q.min(0) - alpha * next_log_prob
+    not_done = 1.0 - terminated.astype(jnp.float32)
+    return reward.astype(jnp.float32) + discount * not_done * soft_value
+
+
+def polyak(params: Params, target_params: Params, tau: Array) -> Params:
+    """`tau * params + (1 - tau) * target_params`, leaf by leaf."""
+    return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, params, target_params)
+
+
+def _adam_step(grads, opt_state, params, learning_rate):
+    # The learning rate is applied outside Adam so that it is read from the traced
+    # hyperparameters at every update (sweepable) rather than frozen in the opt state.
+    direction, opt_state = optax.scale_by_adam().update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, d: p - learning_rate * d, params, direction)
+    return params, opt_state
+
+
+def make_sac(
+    obs_shape: int | Sequence[int],
+    action_dim: int,
+    low: float | Sequence[float] = -1.0,
+    high: float | Sequence[float] = 1.0,
+    hidden_sizes: Sequence[int] = (256, 256),
+    *,
+    target_entropy: Optional[float] = None,
+) -> SAC:
+    """Builds a SAC learner for a Box action space.
+
+    Args:
+      obs_shape: O or the shape of one observation (flattened for the networks).
+      action_dim: A.
+      low, high: action bounds (scalars or [A]); `act` rescales tanh's (-1, 1) to them.
+      hidden_sizes: ReLU widths of the actor and of each critic.
+      target_entropy: the temperature's target; default -A.
+    """
+    obs_shape = (int(obs_shape),) if isinstance(obs_shape, int) else tuple(int(d) for d in obs_shape)
+    action_dim = int(action_dim)
+    if action_dim < 1:
+        raise ValueError(f"action_dim must be positive, got {action_dim}.")
+    if not hidden_sizes or any(int(h) < 1 for h in hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive widths, got {hidden_sizes!r}.")
+    low_t = tuple(float(x) for x in jnp.broadcast_to(jnp.asarray(low, jnp.float32), (action_dim,)))
+    high_t = tuple(float(x) for x in jnp.broadcast_to(jnp.asarray(high, jnp.float32), (action_dim,)))
+    if any(not h > lo for lo, h in zip(low_t, high_t)):
+        raise ValueError(f"Every action bound needs high > low, got low={low_t}, high={high_t}.")
+    cfg = SACConfig(
+        obs_shape=obs_shape, action_dim=action_dim, low=low_t, high=high_t,
+        hidden_sizes=tuple(int(h) for h in hidden_sizes),
+        target_entropy=float(-action_dim if target_entropy is None else target_entropy),
+    )
+    actor = Actor(action_dim, cfg.hidden_sizes)
+    critic = Critic(cfg.hidden_sizes)
+    low_a, high_a = jnp.asarray(low_t, jnp.float32), jnp.asarray(high_t, jnp.float32)
+    adam = optax.scale_by_adam()
+
+    def flat(obs):
+        batch = obs.shape[: obs.ndim - len(cfg.obs_shape)]
+        return obs.reshape(batch + (cfg.obs_dim,)).astype(jnp.float32)
+
+    def to_env(squashed):
+        return low_a + 0.5 * (squashed + 1.0) * (high_a - low_a)
+
+    def from_env(action):
+        return 2.0 * (jnp.asarray(action, jnp.float32) - low_a) / (high_a - low_a) - 1.0
+
+    def twin_q(critic_params, obs, squashed):
+        return jax.vmap(critic.apply, in_axes=(0, None, None))(critic_params, obs, squashed)
+
+    def q_values(critic_params, obs, env_action):
+        return twin_q(critic_params, flat(obs), from_env(env_action))
+
+    def init(key: PRNGKey, hp: SACHParams = SACHParams()) -> SACState:
+        k_actor, k_critic = jax.random.split(key)
+        obs = jnp.zeros((cfg.obs_dim,), jnp.float32)
+        act0 = jnp.zeros((action_dim,), jnp.float32)
+        actor_params = actor.init(k_actor, obs)
+        critic_params = jax.vmap(critic.init, in_axes=(0, None, None))(jax.random.split(k_critic), obs, act0)
+        log_alpha = jnp.log(jnp.asarray(hp.init_alpha, jnp.float32))
+        return SACState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            actor_opt_state=adam.init(actor_params),
+            critic_opt_state=adam.init(critic_params),
+            log_alpha=log_alpha,
+            alpha_opt_state=adam.init(log_alpha),
+            num_updates=jnp.zeros((), jnp.int32),
+        )
+
+    def act(key: PRNGKey, state: SACState, obs: Array, deterministic: bool = False) -> Array:
+        mean, log_std = actor.apply(state.actor_params, flat(obs))
+        if deterministic:
+            return to_env(jnp.tanh(mean))
+        squashed, _ = tanh_gaussian_sample(key, mean, log_std)
+        return to_env(squashed)
+
+    def critic_loss(critic_params, target_params, actor_params, alpha, batch, discount, key):
+        obs, next_obs = flat(batch.obs), flat(batch.next_obs)
+        next_mean, next_log_std = actor.apply(actor_params, next_obs)
+        next_action, next_logp = tanh_gaussian_sample(key, next_mean, next_log_std)
+        next_q = twin_q(target_params, next_obs, next_action)
+        target = jax.lax.stop_gradient(
+            td_target(batch.reward, batch.terminated, discount, next_q, next_logp, alpha)
+        )
+        q = twin_q(critic_params, obs, from_env(batch.action))
+        return 0.5 * ((q - target) ** 2).mean(-1).sum(), q[0].mean()
+
+    def actor_loss(actor_params, critic_params, alpha, obs, key):
+        mean, log_std = actor.apply(actor_params, obs)
+        action, logp = tanh_gaussian_sample(key, mean, log_std)
+        q = twin_q(critic_params, obs, action).min(0)
+        return (alpha * logp - q).mean(), logp
+
+    def alpha_loss(log_alpha, logp):
+        return -(log_alpha * jax.lax.stop_gradient(logp + cfg.target_entropy)).mean()
+
+    def update(state: SACState, batch: Transition, hp: SACHParams, key: Optional[PRNGKey] = None):
+        """One SAC update. `key` defaults to one folded from the update count."""
+        if key is None:
+            key = jax.random.fold_in(jax.random.PRNGKey(0), state.num_updates)
+        k_critic, k_actor = jax.random.split(key)
+        alpha = jnp.exp(state.log_alpha)
+        (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.critic_params, state.target_critic_params, state.actor_params, alpha, batch,
+            hp.discount, k_critic,
+        )
+        critic_params, critic_opt = _adam_step(c_grads, state.critic_opt_state, state.critic_params,
+                                               hp.critic_learning_rate)
+        (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            state.actor_params, critic_params, alpha, flat(batch.obs), k_actor
+        )
+        actor_params, actor_opt = _adam_step(a_grads, state.actor_opt_state, state.actor_params,
+                                             hp.actor_learning_rate)
+        t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, logp)
+        log_alpha, alpha_opt = _adam_step(t_grad, state.alpha_opt_state, state.log_alpha,
+                                          hp.alpha_learning_rate)
+        target = polyak(critic_params, state.target_critic_params, hp.tau)
+        new_state = SACState(actor_params, critic_params, target, actor_opt, critic_opt,
+                             log_alpha, alpha_opt, state.num_updates + 1)
+        return new_state, UpdateInfo(c_loss, a_loss, t_loss, alpha, -logp.mean(), q_mean)
+
+    return SAC(cfg, actor, critic, init, act, q_values, update)

@@ -1,0 +1,45 @@
+"""Dyna-Q (Sutton 1990): tabular Dyna-Q and deep Dyna-Q (DQN + a learned ensemble),
+each a `Config`, `HParams` and `make_train` whose whole loop compiles to one program."""
+from jaxmbrl.algorithms.dyna._config import (
+    MODES,
+    PLANNING_POLICIES,
+    TERMINATIONS,
+    Config,
+    EpisodeLog,
+    HParams,
+    Metrics,
+    Train,
+)
+from jaxmbrl.algorithms.dyna._deep import DeepState, imagine
+from jaxmbrl.algorithms.dyna._dyna import make_train
+from jaxmbrl.algorithms.dyna._tabular import (
+    TabularModel,
+    TabularState,
+    planning_update,
+    q_learning_update,
+    record,
+    replay_pair,
+)
+from jaxmbrl.envs._dyna_maze import state_index, tabular_num_states
+
+__all__ = [
+    "MODES",
+    "PLANNING_POLICIES",
+    "TERMINATIONS",
+    "Config",
+    "DeepState",
+    "EpisodeLog",
+    "HParams",
+    "Metrics",
+    "TabularModel",
+    "TabularState",
+    "Train",
+    "imagine",
+    "make_train",
+    "planning_update",
+    "q_learning_update",
+    "record",
+    "replay_pair",
+    "state_index",
+    "tabular_num_states",
+]

@@ -1,0 +1,177 @@
+"""Tabular Dyna-Q (Sutton & Barto, 2nd ed., section 8.2).
+
+Every real step makes one Q-learning update, records the transition in a deterministic
+model table (the last outcome seen for each state-action pair), then makes n planning
+updates, each on a state-action pair drawn uniformly from those seen so far. Actions are
+epsilon-greedy with ties broken at random.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmbrl import envs
+from jaxmbrl.agents.dqn import epsilon_greedy, epsilon_schedule
+from jaxmbrl.algorithms.dyna._config import (
+    Config,
+    EpisodeLog,
+    HParams,
+    Metrics,
+    Train,
+    as_float_hparams,
+    episode_log,
+    episode_stats,
+    log_step,
+    num_planning_steps,
+    strong_types,
+)
+from jaxmbrl.envs._dyna_maze import state_index
+from jaxmbrl.types import Array, PRNGKey
+
+
+class TabularModel(NamedTuple):
+    """The last outcome of every state-action pair: tables [S, A]."""
+
+    next_state: Array  # int32
+    reward: Array  # float32
+    terminated: Array  # bool
+    seen: Array  # bool: whether the pair has been tried
+    # Flat ids (s * A + a) of the tried pairs in the order first tried, so that a
+    # uniform draw over them costs one random integer instead of one per table cell.
+    pairs: Array  # [S * A] int32; entries past num_seen are unused
+    num_seen: Array  # [] int32
+
+
+class TabularState(NamedTuple):
+    key: PRNGKey
+    hparams: HParams
+    env_state: Any  # gymnax state of the one env
+    obs: Array  # [*obs_shape] the observation to act on
+    q: Array  # [S, A] float32
+    model: TabularModel
+    episodes: EpisodeLog
+    iteration: Array  # int32
+    env_steps: Array  # int32
+
+
+def q_learning_update(
+    q: Array, s: Array, a: Array, reward: Array, next_s: Array, terminated: Array,
+    alpha: Array, discount: Array,
+) -> Tuple[Array, Array]:
+    """One tabular Q-learning update.
+
+    `Q(s, a) += alpha * (r + discount * (1 - terminated) * max_a' Q(s', a') - Q(s, a))`.
+
+    Args:
+      q: [S, A] table; s, a, next_s: [] int32; reward: [] float; terminated: [] bool.
+    Returns:
+      `(q, td_error [])`.
+    """
+    bootstrap = jnp.where(terminated, 0.0, q[next_s].max())
+    td = reward + discount * bootstrap - q[s, a]
+    return q.at[s, a].add(alpha * td), td
+
+
+def empty_model(num_states: int, num_actions: int) -> TabularModel:
+    shape = (num_states, num_actions)
+    return TabularModel(
+        next_state=jnp.zeros(shape, jnp.int32),
+        reward=jnp.zeros(shape, jnp.float32),
+        terminated=jnp.zeros(shape, jnp.bool_),
+        seen=jnp.zeros(shape, jnp.bool_),
+        pairs=jnp.zeros((num_states * num_actions,), jnp.int32),
+        num_seen=jnp.zeros((), jnp.int32),
+    )
+
+
+def record(model: TabularModel, s: Array, a: Array, reward: Array, next_s: Array, terminated: Array) -> TabularModel:
+    """Stores the latest outcome of `(s, a)` (the model is deterministic: last seen wins)."""
+    num_actions = model.seen.shape[1]
+    new = ~model.seen[s, a]
+    slot = jnp.where(new, model.num_seen, model.pairs.shape[0])  # past the end: no write
+    return TabularModel(
+        next_state=model.next_state.at[s, a].set(next_s),
+        reward=model.reward.at[s, a].set(reward),
+        terminated=model.terminated.at[s, a].set(terminated),
+        seen=model.seen.at[s, a].set(True),
+        pairs=model.pairs.at[slot].set(s * num_actions + a, mode="drop"),
+        num_seen=model.num_seen + new.astype(jnp.int32),
+    )
+
+
+def planning_update(key: PRNGKey, q: Array, model: TabularModel, alpha: Array, discount: Array) -> Array:
+    """One Q-learning update on a tried state-action pair drawn uniformly, replayed by the model."""
+    return replay_pair(q, model, jax.random.randint(key, (), 0, jnp.maximum(model.num_seen, 1)), alpha, discount)
+
+
+def replay_pair(q: Array, model: TabularModel, index: Array, alpha: Array, discount: Array) -> Array:
+    """The Q-learning update on the `index`-th tried pair (`model.pairs[index]`)."""
+    pair = model.pairs[index]
+    s, a = pair // q.shape[1], pair % q.shape[1]
+    q, _ = q_learning_update(q, s, a, model.reward[s, a], model.next_state[s, a],
+                             model.terminated[s, a], alpha, discount)
+    return q
+
+
+def make_tabular(cfg: Config, env, env_params, spec: envs.EnvSpec, num_states: int) -> Train:
+    num_actions = spec.num_actions
+
+    def env_step(state: TabularState, key: PRNGKey):
+        hp = state.hparams
+        k_act, k_env, k_plan = jax.random.split(key, 3)
+        epsilon = epsilon_schedule(hp.epsilon_start, hp.epsilon, cfg.epsilon_decay_steps)(state.env_steps)
+        s = state_index(state.obs)
+        action = epsilon_greedy(k_act, state.q[s], epsilon)
+        transition, obs, env_state = envs.step(env, env_params, k_env, state.env_state, state.obs, action)
+        next_s = state_index(transition.next_obs)
+        q, td = q_learning_update(state.q, s, action, transition.reward, next_s, transition.terminated,
+                                  hp.learning_rate, hp.discount)
+        model = record(state.model, s, action, transition.reward, next_s, transition.terminated)
+        n = num_planning_steps(hp, cfg.max_planning_steps)
+        # All draws at once (one RNG call); the updates themselves are sequential.
+        picks = jax.random.randint(k_plan, (cfg.max_planning_steps,), 0, model.num_seen)
+        # A loop with a traced trip count: under vmap over n it runs to the largest n
+        # and masks the finished lanes, so one program serves every n.
+        q = jax.lax.fori_loop(
+            0, n, lambda i, q: replay_pair(q, model, picks[i], hp.learning_rate, hp.discount), q
+        )
+        log, ended = log_step(state.episodes, transition.reward, transition.terminated | transition.truncated)
+        state = state._replace(env_state=env_state, obs=obs, q=q, model=model, episodes=log,
+                               env_steps=state.env_steps + 1)
+        return state, (ended, jnp.abs(td), n, epsilon)
+
+    def init(key: PRNGKey, hp: HParams) -> TabularState:
+        hp = as_float_hparams(hp)
+        k_env, k_run = jax.random.split(key)
+        obs, env_state = envs.reset(env, env_params, k_env)
+        return TabularState(
+            key=k_run, hparams=hp, env_state=strong_types(env_state), obs=strong_types(obs),
+            q=jnp.zeros((num_states, num_actions), jnp.float32),
+            model=empty_model(num_states, num_actions),
+            episodes=episode_log(cfg.max_episodes),
+            iteration=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32),
+        )
+
+    def step(state: TabularState) -> Tuple[TabularState, Metrics]:
+        key, k_steps = jax.random.split(state.key)
+        state = state._replace(key=key)
+        state, (ended, td_abs, n, epsilon) = jax.lax.scan(
+            env_step, state, jax.random.split(k_steps, cfg.steps_per_iteration)
+        )
+        count, mean_len, mean_ret = episode_stats(*ended)
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        metrics = Metrics(
+            iteration=state.iteration, env_steps=state.env_steps, episodes=count,
+            episode_length=mean_len, episode_return=mean_ret, eval_return=nan,
+            epsilon=epsilon[-1], td_error=td_abs.mean(), q_loss=nan, model_holdout_mse=nan,
+            planning_updates=n.sum(dtype=jnp.int32),
+        )
+        return state._replace(iteration=state.iteration + 1), metrics
+
+    def run(key: PRNGKey, hp: HParams) -> Tuple[TabularState, Metrics]:
+        state = init(key, hp)
+        return jax.lax.scan(lambda s, _: step(s), state, None, length=cfg.num_iterations)
+
+    return Train(cfg, init, step, run)

@@ -1,0 +1,133 @@
+"""MBPO's imagination: branched k-step model rollouts and the model-data buffer."""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmbrl import models
+from jaxmbrl.models._ensemble import _to_env_units
+from jaxmbrl.types import Array, PRNGKey, Transition
+
+
+def rollout_length(epoch: Array, schedule: Tuple[int, int, int, int]) -> Array:
+    """[] int32 k at `epoch`: linear from `min_k` (at `start_epoch`) to `max_k` (at `end_epoch`).
+
+    `schedule = (start_epoch, end_epoch, min_k, max_k)` as in Janner et al. (2019).
+    """
+    start, end, min_k, max_k = schedule
+    frac = jnp.clip((epoch - start) / max(end - start, 1), 0.0, 1.0)
+    return jnp.floor(min_k + frac * (max_k - min_k)).astype(jnp.int32)
+
+
+def ensemble_step(ens: models.Ensemble, termination_fn) -> Callable:
+    """A batched `model_step(key, model_state, obs [N, O], action [N, A]) -> (next_obs, reward, terminated)`.
+
+    Every row goes to a uniformly random elite (TS1). The N rows are grouped by elite so
+    that each elite runs one dense matrix product over its group. Needs a learned reward.
+    """
+    cfg = ens.config
+
+    def model_step(key: PRNGKey, mstate: models.ModelState, obs: Array, action: Array):
+        n = obs.shape[0]
+        elites = cfg.num_elites
+        group = -(-n // elites)
+        padded = group * elites
+        k_perm, k_obs, k_rew = jax.random.split(key, 3)
+        perm = jax.random.permutation(k_perm, padded)
+        order = perm % n  # the pad rows repeat real ones; their predictions are dropped
+        grouped_obs = obs[order].reshape((elites, group) + obs.shape[1:])
+        grouped_act = action[order].reshape((elites, group) + action.shape[1:])
+        x = models.normalise(mstate.input_norm, models.model_inputs(cfg, grouped_obs, grouped_act))
+        elite_params = jax.tree.map(lambda p: p[mstate.elites], mstate.params)
+        mean, logvar, term_logit = ens.apply(elite_params, x)
+        pred = _to_env_units(cfg, mstate, grouped_obs, mean, logvar, term_logit)
+        pred = jax.tree.map(lambda a: a.reshape((padded,) + a.shape[2:]), pred)
+        pred = jax.tree.map(lambda a: a[jnp.argsort(perm)[:n]], pred)
+        next_obs = pred.next_obs_mean + jnp.exp(0.5 * pred.next_obs_logvar) * jax.random.normal(
+            k_obs, obs.shape, jnp.float32)
+        reward = pred.reward_mean + jnp.exp(0.5 * pred.reward_logvar) * jax.random.normal(k_rew, (n,), jnp.float32)
+        terminated = jax.vmap(termination_fn)(obs, action, next_obs).astype(jnp.bool_)
+        return next_obs, reward.astype(jnp.float32), terminated
+
+    return model_step
+
+
+def branched_rollout(
+    key: PRNGKey,
+    model_step: Callable[[PRNGKey, Array, Array], Tuple[Array, Array, Array]],
+    policy: Callable[[PRNGKey, Array], Array],
+    start_obs: Array,
+    k: Array,
+    max_k: int,
+) -> Tuple[Transition, Array]:
+    """Imagined rollouts of `policy` under `model_step` from N real start states.
+
+    Args:
+      model_step: `(key, obs [N, ...], action [N, A]) -> (next_obs, reward [N], terminated [N])`.
+      policy: `(key, obs [N, ...]) -> action [N, A]`.
+      start_obs: [N, *obs_shape]. k: [] int32 rollout length (traced). max_k: static bound.
+
+    Returns:
+      `(transitions [max_k, N, ...], valid [max_k, N])`: step t of rollout n is valid when
+      t < k and no earlier step of that rollout was predicted terminal (the terminal step
+      itself is kept, with `terminated=True`).
+    """
+
+    def body(carry, inputs):
+        obs, alive = carry
+        t, step_key = inputs
+        k_act, k_model = jax.random.split(step_key)
+        action = policy(k_act, obs)
+        next_obs, reward, terminated = model_step(k_model, obs, action)
+        valid = alive & (t < k)
+        transition = Transition(obs, action, reward, next_obs, terminated, jnp.zeros_like(terminated))
+        return (next_obs, alive & ~terminated), (transition, valid)
+
+    n = start_obs.shape[0]
+    inputs = (jnp.arange(max_k, dtype=jnp.int32), jax.random.split(key, max_k))
+    _, (transitions, valid) = jax.lax.scan(body, (start_obs, jnp.ones((n,), jnp.bool_)), inputs)
+    return transitions, valid
+
+
+class ModelBuffer(NamedTuple):
+    """The latest R batches of model rollouts, each compacted (valid items first).
+
+    Attributes:
+      data: Transitions with leaves [R, M, ...] (M = max_k * rollouts per batch).
+      counts: [R] int32 valid items at the front of each batch.
+      next_slot: [] int32 the batch overwritten next.
+    """
+
+    data: Transition
+    counts: Array
+    next_slot: Array
+
+
+def model_buffer_init(retain: int, per_batch: int, example: Transition) -> ModelBuffer:
+    """An empty buffer of `retain` batches of `per_batch` items shaped like `example`."""
+    data = jax.tree.map(lambda a: jnp.zeros((retain, per_batch) + jnp.shape(a), jnp.asarray(a).dtype), example)
+    return ModelBuffer(data, jnp.zeros((retain,), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def model_buffer_add(buf: ModelBuffer, transitions: Transition, valid: Array) -> ModelBuffer:
+    """Replaces the oldest batch with `transitions` [..., ...] whose `valid` [...] items are kept."""
+    flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[valid.ndim:]), transitions)
+    valid = valid.reshape(-1)
+    order = jnp.argsort(jnp.logical_not(valid).astype(jnp.int32), stable=True)
+    compact = jax.tree.map(lambda a: a[order], flat)
+    slot = buf.next_slot
+    data = jax.tree.map(lambda s, a: s.at[slot].set(a.astype(s.dtype)), buf.data, compact)
+    counts = buf.counts.at[slot].set(valid.sum(dtype=jnp.int32))
+    return ModelBuffer(data, counts, (slot + 1) % buf.counts.shape[0])
+
+
+def model_buffer_sample(key: PRNGKey, buf: ModelBuffer, batch_size: int) -> Transition:
+    """A uniform batch [batch_size, ...] over all valid items (zeros while empty)."""
+    total = buf.counts.sum()
+    i = jax.random.randint(key, (batch_size,), 0, jnp.maximum(total, 1), dtype=jnp.int32)
+    ends = jnp.cumsum(buf.counts)
+    batch = jnp.minimum(jnp.searchsorted(ends, i, side="right"), buf.counts.shape[0] - 1)
+    offset = i - (ends[batch] - buf.counts[batch])
+    return jax.tree.map(lambda a: a[batch, offset], buf.data)

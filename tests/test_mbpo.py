@@ -1,0 +1,101 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmbrl.algorithms import mbpo
+from jaxmbrl.types import Transition
+
+
+def _toy_step(key, obs, action):
+    # Counts up by one per step; terminal once the count reaches 2.
+    del key
+    next_obs = obs + 1.0
+    return next_obs, obs[:, 0] * 10.0 + action[:, 0], next_obs[:, 0] >= 2.0
+
+
+def _toy_policy(key, obs):
+    del key
+    return jnp.ones((obs.shape[0], 1), jnp.float32)
+
+
+def test_rollouts_stop_after_predicted_termination_and_at_k():
+    start = jnp.array([[0.0], [1.0], [-5.0]])
+    transitions, valid = mbpo.branched_rollout(jax.random.PRNGKey(0), _toy_step, _toy_policy, start,
+                                               jnp.asarray(3, jnp.int32), max_k=4)
+    # Row 0 reaches 2 at step 1 (kept, terminal); row 1 at step 0; row 2 never, cut at k=3.
+    expected = np.array([[1, 1, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0]], bool)
+    np.testing.assert_array_equal(valid, expected)
+    np.testing.assert_array_equal(transitions.terminated[:, :2], [[False, True], [True, True], [True, True], [True, True]])
+
+    buf = mbpo.model_buffer_init(1, 12, jax.tree.map(lambda a: a[0, 0], transitions))
+    buf = mbpo.model_buffer_add(buf, transitions, valid)
+    assert int(buf.counts.sum()) == int(expected.sum())
+    sample = mbpo.model_buffer_sample(jax.random.PRNGKey(1), buf, 2000)
+    allowed = set(np.asarray(transitions.reward)[expected].round(3).tolist())
+    assert set(np.asarray(sample.reward).round(3).tolist()) == allowed
+
+
+def test_model_buffer_keeps_latest_batches():
+    example = Transition(jnp.zeros((1,)), jnp.zeros((1,)), jnp.zeros(()), jnp.zeros((1,)),
+                         jnp.zeros((), bool), jnp.zeros((), bool))
+    buf = mbpo.model_buffer_init(2, 3, example)
+    for r, n in ((1.0, 3), (2.0, 1), (3.0, 2)):
+        batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (3,) + a.shape), example)._replace(reward=jnp.full((3,), r))
+        buf = mbpo.model_buffer_add(buf, batch, jnp.arange(3) < n)
+    rewards = set(np.asarray(mbpo.model_buffer_sample(jax.random.PRNGKey(0), buf, 500).reward).tolist())
+    assert rewards == {2.0, 3.0}
+    assert int(buf.counts.sum()) == 3
+
+
+def test_rollout_length_schedule():
+    ks = [int(mbpo.rollout_length(jnp.asarray(e), (20, 100, 1, 5))) for e in (0, 20, 40, 60, 99, 100, 500)]
+    assert ks == [1, 1, 2, 3, 4, 5, 5]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = mbpo.Config.tiny()
+    return cfg, mbpo.make_train(cfg)
+
+
+def test_tiny_runs_vmapped_seeds_differ_and_repeat(tiny):
+    cfg, train = tiny
+    hp = jax.tree.map(lambda h: jnp.full((2,), h, jnp.float32), cfg.hparams())
+    run = jax.jit(jax.vmap(train.run))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    state, metrics = run(keys, hp)
+    _, again = run(keys, hp)
+    jax.tree.map(np.testing.assert_array_equal, metrics, again)
+    np.testing.assert_array_equal(metrics.iteration, [[0, 1, 2]] * 2)
+    np.testing.assert_array_equal(metrics.env_steps, [[16, 32, 48]] * 2)
+    assert np.isnan(metrics.eval_return[:, 0]).all() and np.isfinite(metrics.eval_return[:, 1:]).all()
+    assert np.isfinite(metrics.critic_loss[:, 1:]).all()
+    np.testing.assert_array_equal(metrics.rollout_length[0], [0, 1, 2])
+    # 4 rollouts/step * 4 steps/block * 2 envs = 32 rollouts; k=2 with nothing terminal.
+    np.testing.assert_array_equal(metrics.model_buffer_size[0], [0, 32, 64])
+    assert int(state.buffer.size[0]) == 48
+    assert not np.allclose(metrics.eval_return[0, 1:], metrics.eval_return[1, 1:])
+    assert int(state.agent.num_updates[0]) == 2 * cfg.steps_per_iteration * cfg.sac_updates_per_step
+
+
+def test_step_compiles_once(tiny):
+    cfg, train = tiny
+    state = jax.jit(train.init)(jax.random.PRNGKey(3), cfg.hparams())
+    step = jax.jit(train.step)
+    state, m1 = step(state)
+    state, m2 = step(state)
+    assert step._cache_size() == 1
+    assert int(m2.iteration) == int(m1.iteration) + 1 == 2
+    assert int(m2.env_steps) == 48
+
+
+def test_bad_configs_raise_at_make_train():
+    with pytest.raises(ValueError, match="continuous actions.*CartPole-v1"):
+        mbpo.make_train(mbpo.Config.tiny(env_id="CartPole-v1"))
+    with pytest.raises(ValueError, match="model_train_every=3 must divide"):
+        mbpo.make_train(mbpo.Config.tiny(model_train_every=3))
+    with pytest.raises(ValueError, match="rollout_schedule"):
+        mbpo.make_train(mbpo.Config.tiny(rollout_schedule=(1, 2, 0, 1)))
+    with pytest.raises(ValueError, match="exploration_iterations"):
+        mbpo.make_train(mbpo.Config.tiny(exploration_iterations=0))
