@@ -186,20 +186,26 @@ def test_deterministic_model_and_learned_termination_on_cartpole():
     env, env_params, spec = envs.make("CartPole-v1")
     data = jax.jit(lambda k: envs.random_rollout(env, env_params, spec, k, 400, 8))(jax.random.PRNGKey(0))
     data = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), data)
-    ens = models.make_ensemble(spec.obs_dim, spec.action_dim, 1, 1, (64, 64), discrete_actions=True,
-                               learn_termination=True, probabilistic=False, learn_reward=True)
-    mstate, info = jax.jit(lambda m, k: models.fit(ens, m, k, _buffer(data), epochs=15, batch_size=64))(
-        models.init_model(ens, jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
-    pred = jax.vmap(lambda o, a: models.predict(ens, mstate, o, a))(data.obs, data.action)
     term = np.asarray(data.terminated)
     assert term.sum() > 20
-    guessed = np.asarray(pred.termination_prob[:, 0]) > 0.5
-    # Balanced accuracy well above chance on the rare terminal transitions.
-    recall = guessed[term].mean()
-    specificity = (~guessed[~term]).mean()
+
+    def recall_and_specificity(balance):
+        ens = models.make_ensemble(spec.obs_dim, spec.action_dim, 1, 1, (64, 64), discrete_actions=True,
+                                   learn_termination=True, probabilistic=False, learn_reward=True,
+                                   balance_termination=balance)
+        mstate, _ = jax.jit(lambda m, k: models.fit(ens, m, k, _buffer(data), epochs=15, batch_size=64))(
+            models.init_model(ens, jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+        pred = jax.vmap(lambda o, a: models.predict(ens, mstate, o, a))(data.obs, data.action)
+        assert float(np.abs(pred.next_obs_mean[:, 0] - data.next_obs).mean()) < 0.05
+        guessed = np.asarray(pred.termination_prob[:, 0]) > 0.5
+        return guessed[term].mean(), (~guessed[~term]).mean()
+
     # A constant predictor gets recall 0 or specificity 0.
-    assert recall > 0.3 and specificity > 0.99, (recall, specificity)
-    assert float(np.abs(pred.next_obs_mean[:, 0] - data.next_obs).mean()) < 0.05
+    recall, specificity = recall_and_specificity(True)
+    assert recall > 0.9 and specificity > 0.9, (recall, specificity)
+    # Unweighted, the rare terminal transitions are mostly missed.
+    unbalanced_recall, _ = recall_and_specificity(False)
+    assert unbalanced_recall < recall
 
 
 def test_model_fn_requires_a_reward_source(pendulum_data):

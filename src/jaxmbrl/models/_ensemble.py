@@ -41,6 +41,8 @@ class EnsembleConfig:
     learn_reward: bool = False
     learn_termination: bool = False
     probabilistic: bool = True
+    # Weight terminal transitions by negatives/positives in the termination loss.
+    balance_termination: bool = True
     # Soft bounds on the log-variance start at these values and are learned
     # (PETS appendix A.1); their sum is penalised with `logvar_bound_coef`.
     init_max_logvar: float = 0.5
@@ -124,6 +126,7 @@ def make_ensemble(
     discrete_actions: bool = False,
     learn_reward: bool = False,
     learn_termination: bool = False,
+    balance_termination: bool = True,
     probabilistic: bool = True,
     learning_rate: float = 1e-3,
     weight_decay: float = 5e-5,
@@ -137,6 +140,10 @@ def make_ensemble(
       num_members, num_elites: E, and how many best members planning uses.
       hidden_sizes: widths of the SiLU hidden layers.
       learn_reward / learn_termination: add a reward Gaussian / termination logit.
+      balance_termination: weight the rare terminal transitions by the ratio of
+        non-terminal to terminal ones in the termination loss (probabilities then
+        overstate termination near the boundary, but the head does not collapse to
+        "never terminates").
       probabilistic: False gives deterministic members trained with squared error.
       learning_rate, weight_decay: defaults for the Adam optimiser with L2 decay.
     """
@@ -150,6 +157,7 @@ def make_ensemble(
         discrete_actions=bool(discrete_actions),
         learn_reward=bool(learn_reward),
         learn_termination=bool(learn_termination),
+        balance_termination=bool(balance_termination),
         probabilistic=bool(probabilistic),
     )
     if not 1 <= cfg.num_elites <= cfg.num_members:
@@ -258,7 +266,8 @@ def init_model(
     )
 
 
-def member_losses(ens: Ensemble, params: Params, x: Array, y: Array, done: Array, weight: Array):
+def member_losses(ens: Ensemble, params: Params, x: Array, y: Array, done: Array, weight: Array,
+                  termination_pos_weight: Array = 1.0):
     """Per-member training loss.
 
     Args:
@@ -284,6 +293,7 @@ def member_losses(ens: Ensemble, params: Params, x: Array, y: Array, done: Array
         loss = mse
     if cfg.learn_termination:
         bce = optax.sigmoid_binary_cross_entropy(term_logit, done.astype(jnp.float32))
+        bce = bce * jnp.where(done, termination_pos_weight, 1.0)
         loss = loss + (bce * weight).sum(-1) / count
     return loss, mse
 
@@ -364,8 +374,16 @@ def fit(
         _, mse = member_losses(ens, params, bcast(x_eval), bcast(y_eval), bcast(d_eval), bcast(eval_weight))
         return mse
 
+    # Terminal transitions are rare (CartPole: ~2% under random actions); unweighted, the
+    # head learns to say "never" while the Gaussian terms dominate the loss.
+    if cfg.learn_termination and cfg.balance_termination:
+        positives = (dones & in_train).sum()
+        pos_weight = jnp.clip((num_train - positives) / jnp.maximum(positives, 1), 1.0, 1000.0)
+    else:
+        pos_weight = jnp.ones((), jnp.float32)
+
     def loss_fn(params, x, y, d, w):
-        loss, _ = member_losses(ens, params, x, y, d, w)
+        loss, _ = member_losses(ens, params, x, y, d, w, pos_weight)
         return loss.sum(), loss.mean()
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
