@@ -4,10 +4,9 @@ Both runs use the same Q-network, optimiser, exploration schedule and env-step b
 deep Dyna-Q adds `--planning-steps` Q updates per env step on one-step synthetic
 transitions from a Gaussian ensemble (learned dynamics and reward) refit every
 `model_period` steps (`max_planning_steps=0` is DQN). Synthetic terminations come from
-the env's known termination function of the predicted next observation by default;
-`--termination learned` uses the ensemble's termination head instead (see
-docs/BENCHMARKS_dyna.md: on CartPole that head misses most terminations and Dyna-Q
-collapses). Each algorithm runs `--seeds` seeds vmapped in one program, one compiled
+the ensemble's learned termination head by default (trained with class-balanced
+weights, see docs/BENCHMARKS.md); `--termination known` applies the env's known
+termination function to the predicted next observation instead. Each algorithm runs `--seeds` seeds vmapped in one program, one compiled
 iteration (`--eval-every` env steps, then `eval_episodes` greedy episodes) per call, and
 stops early once every seed has reached the threshold. Reported: env steps until the
 greedy evaluation return first reaches the threshold (475 for CartPole-v1, -100 for
@@ -104,7 +103,7 @@ def main():
     parser.add_argument("--planning-steps", type=int, default=4, help="Dyna-Q's planning updates per env step")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--only", choices=("dyna", "dqn"), default=None)
-    parser.add_argument("--termination", choices=dyna.TERMINATIONS, default="known",
+    parser.add_argument("--termination", choices=dyna.TERMINATIONS, default="learned",
                         help="synthetic terminations: the env's known function, or the ensemble's head")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--png", default="")
