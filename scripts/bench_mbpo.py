@@ -1,0 +1,93 @@
+"""Throughput of the whole MBPO loop at mbrl-lib's reference settings (Pendulum-v1).
+
+Per env step: 400 one-step model rollouts and 20 SAC updates of batch 256 (256-unit
+twin critics and actor); 7-member 4 x 200 ensemble refit every 200 steps; 5 greedy
+evaluation episodes per 200-step iteration. mbrl-lib 0.2.0 reaches 3.7 env steps/s on
+this machine class. Also times the 20 SAC updates alone and their GFLOP/s.
+
+    python scripts/bench_mbpo.py [--seeds 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import _common
+from jaxmbrl import envs
+from jaxmbrl.agents import sac
+from jaxmbrl.algorithms import mbpo
+from jaxmbrl.types import Transition
+
+MBRL_LIB_ENV_STEPS_PER_S = 3.7
+
+
+def sac_update_flops(obs_dim: int, action_dim: int, hidden=(256, 256), batch: int = 256) -> float:
+    """Matmul FLOPs of one SAC update (approximate: dense layers only).
+
+    Critic loss: actor forward on s', twin target critics forward, twin critics
+    forward + backward. Actor loss: actor forward + backward, twin critics forward +
+    backward (for the action gradient). Alpha loss reuses the actor's log-probs.
+    """
+    critic = (obs_dim + action_dim,) + tuple(hidden) + (1,)
+    actor = (obs_dim,) + tuple(hidden) + (2 * action_dim,)
+    f = lambda sizes: _common.mlp_flops(sizes, batch, backward=False)
+    fb = lambda sizes: _common.mlp_flops(sizes, batch, backward=True)
+    return f(actor) + 2 * f(critic) + 2 * fb(critic) + fb(actor) + 2 * fb(critic)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=1)
+    args = parser.parse_args()
+    cfg = mbpo.Config(num_iterations=3, exploration_iterations=1)
+    train = mbpo.make_train(cfg)
+    hp = jax.tree.map(lambda h: jnp.full((args.seeds,), h, jnp.float32), cfg.hparams())
+    keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
+    state = jax.block_until_ready(jax.jit(jax.vmap(train.init))(keys, hp))
+    t = time.perf_counter()
+    step = jax.jit(jax.vmap(train.step)).lower(state).compile()
+    compile_s = time.perf_counter() - t
+    times = []
+    for _ in range(cfg.num_iterations - cfg.exploration_iterations):
+        t = time.perf_counter()
+        state, metrics = jax.block_until_ready(step(state))
+        times.append(time.perf_counter() - t)
+    per_iter = min(times)
+    env_steps_per_s = cfg.steps_per_iteration * args.seeds / per_iter
+
+    # The SAC updates alone: 20 updates of batch 256 in one scan, as in one env step.
+    _, _, spec = envs.make("Pendulum-v1")
+    agent = sac.make_sac(spec.obs_shape, spec.action_dim, spec.low[0], spec.high[0], (256, 256))
+    sstate = agent.init(jax.random.PRNGKey(1))
+    k = jax.random.split(jax.random.PRNGKey(2), 3)
+    batch = Transition(
+        obs=jax.random.normal(k[0], (20, 256, 3)), action=jax.random.uniform(k[1], (20, 256, 1), minval=-2, maxval=2),
+        reward=jax.random.normal(k[2], (20, 256)), next_obs=jax.random.normal(k[0], (20, 256, 3)),
+        terminated=jnp.zeros((20, 256), bool), truncated=jnp.zeros((20, 256), bool),
+    )
+    hp_sac = sac.SACHParams()
+    updates = jax.jit(lambda s, b: jax.lax.scan(lambda s, x: agent.update(s, x, hp_sac), s, b)[0])
+    first, best, _ = _common.timed(updates, sstate, batch, repeats=5)
+    flops = 20 * sac_update_flops(spec.obs_dim, spec.action_dim)
+    peak = _common.matmul_peak_gflops()
+    print(json.dumps({
+        "machine": _common.machine(),
+        "seeds": args.seeds,
+        "mbpo_step_compile_s": round(compile_s, 1),
+        "seconds_per_200_step_iteration": [round(x, 2) for x in times],
+        "env_steps_per_s": round(env_steps_per_s, 2),
+        "ratio_vs_mbrl_lib": round(env_steps_per_s / MBRL_LIB_ENV_STEPS_PER_S, 2),
+        "sac_20_updates_ms": round(1e3 * best, 2),
+        "sac_updates_gflops_per_s": round(flops / best / 1e9, 1),
+        "matmul_peak_gflops_per_s": round(peak, 1),
+        "eval_return_last": float(np.asarray(metrics.eval_return).mean()),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
