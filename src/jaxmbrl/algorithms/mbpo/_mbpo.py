@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models
 from jaxmbrl.agents import sac as sac_lib
+from jaxmbrl.algorithms._episodes import track_episodes
 from jaxmbrl.algorithms.mbpo._rollout import (
     ModelBuffer,
     branched_rollout,
@@ -195,10 +196,6 @@ class Train(NamedTuple):
     agent: sac_lib.SAC
 
 
-def _flatten_time(tree):
-    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), tree)
-
-
 def make_train(config: Config, *, termination_fn=None) -> Train:
     """Builds MBPO's pure `init/step/run` for `config`.
 
@@ -254,14 +251,13 @@ def make_train(config: Config, *, termination_fn=None) -> Train:
             k_act, k_env, k_learn = jax.random.split(key, 3)
             action = act_fn(k_act, state)
             transition, obs, env_state = envs.batch_step(env, env_params, k_env, state.env_state, state.obs, action)
-            ep_ret = state.episode_return + transition.reward
-            done = transition.terminated | transition.truncated
+            ep_ret, finished = track_episodes(state.episode_return, transition)
             state = state._replace(
-                env_state=env_state, obs=obs, episode_return=jnp.where(done, 0.0, ep_ret),
+                env_state=env_state, obs=obs, episode_return=ep_ret,
                 buffer=buffers.add(state.buffer, transition), env_steps=state.env_steps + cfg.num_envs,
             )
             state, info = learn_fn(k_learn, state)
-            carry = (state, done_sum + jnp.where(done, ep_ret, 0.0).sum(), done_count + done.sum(dtype=jnp.int32),
+            carry = (state, done_sum + finished.return_sum, done_count + finished.count,
                      reward_sum + transition.reward.sum(), jax.tree.map(jnp.add, info_sum, info))
             return carry, None
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models, planning
+from jaxmbrl.algorithms._episodes import track_episodes
 from jaxmbrl.types import Array, PRNGKey, Transition
 
 CONTINUOUS_PLANNERS = ("cem", "icem", "mppi", "random_shooting")
@@ -246,12 +247,10 @@ def make_train(config: Config, *, reward_fn=None, termination_fn=None) -> Train:
             k_act, k_env = jax.random.split(key)
             action, pstate, planned = act(k_act, pstate, obs)
             transition, obs, env_state = envs.batch_step(env, env_params, k_env, env_state, obs, action)
-            ep_ret = ep_ret + transition.reward
-            done = transition.terminated | transition.truncated
-            done_sum = done_sum + jnp.where(done, ep_ret, 0.0).sum()
-            done_count = done_count + done.sum(dtype=jnp.int32)
-            done_best = jnp.maximum(done_best, jnp.where(done, ep_ret, -jnp.inf).max())
-            ep_ret = jnp.where(done, 0.0, ep_ret)
+            ep_ret, finished = track_episodes(ep_ret, transition)
+            done_sum = done_sum + finished.return_sum
+            done_count = done_count + finished.count
+            done_best = jnp.maximum(done_best, finished.best)
             return (env_state, obs, pstate, ep_ret, done_sum, done_count, done_best), (transition, planned)
 
         key, k_scan = jax.random.split(state.key)
