@@ -1,7 +1,8 @@
 """Model-free learners used inside the algorithms (and as their baselines).
 
-Each agent is a module of pure functions: `jaxmbrl.agents.dqn.make_dqn(...)`.
+Each agent is a module of pure functions: `jaxmbrl.agents.dqn.make_dqn(...)`;
+`actor_critic` learns in imagination (Dreamer) and `returns` holds its return estimators.
 """
-from jaxmbrl.agents import dqn, sac
+from jaxmbrl.agents import actor_critic, dqn, returns, sac
 
-__all__ = ["dqn", "sac"]
+__all__ = ["actor_critic", "dqn", "returns", "sac"]

@@ -1,4 +1,4 @@
 """Algorithms: each a `Config`, `HParams` and `make_train`."""
-from jaxmbrl.algorithms import dyna, mbpo, pets
+from jaxmbrl.algorithms import dreamer, dyna, mbpo, pets
 
-__all__ = ["dyna", "mbpo", "pets"]
+__all__ = ["dreamer", "dyna", "mbpo", "pets"]

@@ -13,10 +13,20 @@ from jaxmbrl.planning._base import (
     shift,
     trajectory_return,
 )
+from jaxmbrl.planning._by_name import (
+    CONTINUOUS_PLANNERS,
+    DISCRETE_PLANNERS,
+    PLANNERS,
+    make_planner,
+    resolve_planner,
+)
 from jaxmbrl.planning._continuous import cem, cem_update, colored_noise, icem, mppi, random_shooting
 from jaxmbrl.planning._discrete import discrete_cem, discrete_random_shooting
 
 __all__ = [
+    "CONTINUOUS_PLANNERS",
+    "DISCRETE_PLANNERS",
+    "PLANNERS",
     "PlanInfo",
     "Planner",
     "PlannerState",
@@ -27,9 +37,11 @@ __all__ = [
     "discrete_random_shooting",
     "evaluate_candidates",
     "icem",
+    "make_planner",
     "mppi",
     "particle_step_fn",
     "random_shooting",
+    "resolve_planner",
     "shift",
     "trajectory_return",
 ]

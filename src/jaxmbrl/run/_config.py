@@ -13,6 +13,7 @@ ALGORITHMS = {
     "pets": "jaxmbrl.algorithms.pets",
     "dyna": "jaxmbrl.algorithms.dyna",
     "mbpo": "jaxmbrl.algorithms.mbpo",
+    "dreamer": "jaxmbrl.algorithms.dreamer",
 }
 
 

@@ -17,9 +17,9 @@ from jaxmbrl import buffers, envs, models, planning
 from jaxmbrl.algorithms._episodes import track_episodes
 from jaxmbrl.types import Array, PRNGKey, Transition
 
-CONTINUOUS_PLANNERS = ("cem", "icem", "mppi", "random_shooting")
-DISCRETE_PLANNERS = ("discrete_cem", "discrete_random_shooting")
-PLANNERS = ("auto",) + CONTINUOUS_PLANNERS + DISCRETE_PLANNERS
+CONTINUOUS_PLANNERS = planning.CONTINUOUS_PLANNERS
+DISCRETE_PLANNERS = planning.DISCRETE_PLANNERS
+PLANNERS = planning.PLANNERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,39 +155,14 @@ class Train(NamedTuple):
 
 
 def _resolve_planner(cfg: Config, spec: envs.EnvSpec) -> str:
-    if cfg.planner == "auto":
-        return "discrete_cem" if spec.discrete else "cem"
-    if spec.discrete and cfg.planner in CONTINUOUS_PLANNERS:
-        raise ValueError(
-            f"planner={cfg.planner!r} needs continuous actions, but {cfg.env_id} is discrete "
-            f"({spec.num_actions} actions); use planner='discrete_cem' or 'discrete_random_shooting'."
-        )
-    if not spec.discrete and cfg.planner in DISCRETE_PLANNERS:
-        raise ValueError(
-            f"planner={cfg.planner!r} needs discrete actions, but {cfg.env_id} is continuous; "
-            f"use planner='cem', 'icem', 'mppi' or 'random_shooting'."
-        )
-    return cfg.planner
+    return planning.resolve_planner(cfg.planner, spec, cfg.env_id)
 
 
 def _build_planner(name: str, model_fn, spec, cfg: Config, hp: HParams) -> planning.Planner:
-    common = dict(horizon=cfg.horizon, num_samples=cfg.num_samples,
-                  num_particles=cfg.num_particles, discount=hp.discount)
-    if name == "cem":
-        return planning.cem(model_fn, spec, num_elites=cfg.num_elites, num_iters=cfg.planner_iterations,
-                            alpha=hp.planner_alpha, **common)
-    if name == "icem":
-        return planning.icem(model_fn, spec, num_elites=cfg.num_elites, num_iters=cfg.planner_iterations,
-                             alpha=hp.planner_alpha, **common)
-    if name == "mppi":
-        return planning.mppi(model_fn, spec, num_iters=cfg.planner_iterations, lambda_=hp.mppi_temperature,
-                             alpha=hp.planner_alpha, **common)
-    if name == "random_shooting":
-        return planning.random_shooting(model_fn, spec, **common)
-    if name == "discrete_cem":
-        return planning.discrete_cem(model_fn, spec, num_elites=cfg.num_elites,
-                                     num_iters=cfg.planner_iterations, alpha=hp.planner_alpha, **common)
-    return planning.discrete_random_shooting(model_fn, spec, **common)
+    return planning.make_planner(
+        name, model_fn, spec, horizon=cfg.horizon, num_samples=cfg.num_samples, num_elites=cfg.num_elites,
+        num_iters=cfg.planner_iterations, num_particles=cfg.num_particles, discount=hp.discount,
+        alpha=hp.planner_alpha, mppi_temperature=hp.mppi_temperature)
 
 
 def _flatten_time(tree):

@@ -1,0 +1,468 @@
+"""Dreamer (Hafner et al. 2020, 2021, 2023), compiled end to end.
+
+One iteration = `steps_per_iteration` vectorised env steps, a `lax.scan` over blocks of
+`train_every` steps. In each block the envs step under the controller (the actor on the
+filtered latent state, or a planner in latent space), every step is written to a
+sequence replay, and then `updates_per_train` updates run: a world-model update on
+`batch_size` sequences of `seq_len` steps, and (with the actor as controller) an
+actor-critic update on imagined `imag_horizon`-step trajectories that start from every
+posterior state of the batch. `train_ratio` is the number of replayed steps
+(batch_size * seq_len per update) per env step, as in DreamerV3. After each iteration
+the greedy controller is evaluated on `num_eval_episodes` fresh episodes.
+
+Replay keeps one record per env and step (DreamerV3's layout):
+`obs` o_t, `action` a_t taken at o_t, `reward` r_{t+1}, `terminated` (a_t ended the
+episode in a terminal state), `is_first` (o_t starts an episode). gymnax resets
+automatically, so the observation after an episode's last step is the next episode's
+first, marked `is_first`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmbrl import buffers, envs, models, planning
+from jaxmbrl.agents import actor_critic as ac_lib
+from jaxmbrl.algorithms._episodes import track_episodes
+from jaxmbrl.models._rssm import ENCODERS
+from jaxmbrl.types import Array, PRNGKey
+
+CONTROLLERS = ("actor",) + planning.CONTINUOUS_PLANNERS + planning.DISCRETE_PLANNERS
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static Dreamer configuration: shapes, counts and names (changing one recompiles).
+
+    The defaults are the CartPole-v1 run of `scripts/dreamer_cartpole.py`: a small world
+    model sized for a 2-core CPU. `steps_per_iteration` and `train_every` count
+    vectorised steps (each is `num_envs` env steps).
+    """
+
+    env_id: str = "CartPole-v1"
+    num_envs: int = 4
+    num_iterations: int = 50  # in total, exploration ones included
+    exploration_iterations: int = 1
+    steps_per_iteration: int = 500
+    train_every: int = 5  # must divide steps_per_iteration
+    train_ratio: int = 64  # replayed steps per env step
+    batch_size: int = 16
+    seq_len: int = 32
+    buffer_capacity: int = 0  # vectorised steps kept; 0 keeps the whole run
+    # World model.
+    deter_size: int = 128
+    stoch_size: int = 16
+    classes: int = 16
+    hidden_size: int = 128
+    mlp_layers: int = 2
+    encoder: str = "auto"  # "mlp" | "cnn" | "auto" (CNN for [H, W, C] observations)
+    cnn_depth: int = 16
+    # Behaviour.
+    controller: str = "actor"  # or a planner of jaxmbrl.planning: latent planning (PlaNet)
+    imag_horizon: int = 15
+    actor_hidden_sizes: Tuple[int, ...] = (128, 128)
+    planner_horizon: int = 12
+    planner_samples: int = 256
+    planner_elites: int = 32
+    planner_iterations: int = 5
+    # Evaluation.
+    num_eval_episodes: int = 4
+
+    @classmethod
+    def tiny(cls, **overrides) -> "Config":
+        """Seconds-scale settings for tests."""
+        base = dict(
+            num_envs=2, num_iterations=3, exploration_iterations=1, steps_per_iteration=16,
+            train_every=8, train_ratio=8, batch_size=4, seq_len=8, deter_size=16, stoch_size=4,
+            classes=4, hidden_size=16, mlp_layers=1, cnn_depth=4, imag_horizon=4, actor_hidden_sizes=(16,),
+            planner_horizon=3, planner_samples=8, planner_elites=2, planner_iterations=2, num_eval_episodes=2,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    def hparams(self) -> "HParams":
+        return HParams()
+
+    @property
+    def updates_per_train(self) -> int:
+        """Updates after each block: train_ratio * env steps per block / replayed steps per update."""
+        return round(self.train_ratio * self.train_every * self.num_envs / (self.batch_size * self.seq_len))
+
+    def validate(self) -> None:
+        positive = (
+            "num_envs", "num_iterations", "steps_per_iteration", "train_every", "train_ratio", "batch_size",
+            "seq_len", "deter_size", "stoch_size", "classes", "hidden_size", "mlp_layers", "cnn_depth",
+            "imag_horizon", "planner_horizon", "planner_samples", "planner_elites", "planner_iterations",
+            "num_eval_episodes",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"dreamer.Config.{name} must be an integer >= 1, got {value!r}.")
+        if not isinstance(self.buffer_capacity, int) or self.buffer_capacity < 0:
+            raise ValueError(f"dreamer.Config.buffer_capacity must be an integer >= 0, got {self.buffer_capacity!r}.")
+        if not 1 <= self.exploration_iterations < self.num_iterations:
+            raise ValueError(
+                f"dreamer.Config.exploration_iterations={self.exploration_iterations} must be >= 1 (the "
+                f"replay needs sequences) and < num_iterations={self.num_iterations}."
+            )
+        if self.steps_per_iteration % self.train_every:
+            raise ValueError(
+                f"dreamer.Config.train_every={self.train_every} must divide steps_per_iteration="
+                f"{self.steps_per_iteration}."
+            )
+        if self.updates_per_train < 1:
+            need = self.batch_size * self.seq_len / (self.train_ratio * self.num_envs)
+            raise ValueError(
+                f"dreamer.Config.train_ratio={self.train_ratio} gives fewer than one update per block of "
+                f"{self.train_every} steps x {self.num_envs} envs (an update replays batch_size * seq_len = "
+                f"{self.batch_size * self.seq_len} steps); raise train_ratio or set train_every >= {need:.0f}."
+            )
+        if self.exploration_iterations * self.steps_per_iteration < self.seq_len:
+            raise ValueError(
+                f"dreamer.Config: the exploration iterations give {self.exploration_iterations * self.steps_per_iteration} "
+                f"steps per env, fewer than seq_len={self.seq_len}; raise exploration_iterations or "
+                f"steps_per_iteration."
+            )
+        if self.buffer_capacity and self.buffer_capacity < self.seq_len:
+            raise ValueError(
+                f"dreamer.Config.buffer_capacity={self.buffer_capacity} is below seq_len={self.seq_len}."
+            )
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f"dreamer.Config.controller={self.controller!r} is unknown; choose one of {CONTROLLERS}.")
+        if self.planner_elites > self.planner_samples:
+            raise ValueError(
+                f"dreamer.Config.planner_elites={self.planner_elites} exceeds planner_samples={self.planner_samples}."
+            )
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"dreamer.Config.encoder={self.encoder!r} is unknown; choose one of {ENCODERS}.")
+        if not self.actor_hidden_sizes or any(int(h) < 1 for h in self.actor_hidden_sizes):
+            raise ValueError(f"dreamer.Config.actor_hidden_sizes must be positive widths, got {self.actor_hidden_sizes!r}.")
+
+
+class HParams(NamedTuple):
+    """Float hyperparameters, traced: `jax.vmap(train.run)(keys, hparams)` sweeps them."""
+
+    model_learning_rate: Any = 6e-4
+    actor_learning_rate: Any = 2e-4
+    critic_learning_rate: Any = 2e-4
+    discount: Any = 0.99
+    lambda_: Any = 0.95
+    entropy: Any = 3e-4
+    slow_critic_tau: Any = 0.02
+    return_decay: Any = 0.99
+    free_bits: Any = 1.0
+    dyn_scale: Any = 0.5
+    rep_scale: Any = 0.1
+    planner_alpha: Any = 0.1  # CEM/iCEM momentum, MPPI smoothing (latent planning)
+    mppi_temperature: Any = 1.0
+    explore_noise: Any = 0.3  # latent planning while training: Gaussian std (continuous) or epsilon (discrete)
+
+    def actor_critic(self) -> ac_lib.ActorCriticHParams:
+        return ac_lib.ActorCriticHParams(self.actor_learning_rate, self.critic_learning_rate, self.discount,
+                                         self.lambda_, self.entropy, self.slow_critic_tau, self.return_decay)
+
+
+class Step(NamedTuple):
+    """One replay record per env (leaves [num_envs, ...] per stored step)."""
+
+    obs: Array  # o_t
+    action: Array  # a_t: [A] float32 or [] int32
+    reward: Array  # r_{t+1}
+    terminated: Array  # bool: a_t ended the episode in a terminal state
+    is_first: Array  # bool: o_t starts an episode
+
+
+class Metrics(NamedTuple):
+    """Per-iteration metrics (each a scalar; stacked [iterations] by `run`)."""
+
+    iteration: Array  # int32, 0-based, exploration iterations included
+    env_steps: Array  # int32, total so far
+    episode_return: Array  # mean return of training episodes completed this iteration (NaN if none)
+    episodes: Array  # int32
+    eval_return: Array  # mean return of the greedy controller's evaluation episodes (NaN while exploring)
+    model_loss: Array  # world-model loss, mean over the iteration's updates (NaN while exploring)
+    reconstruction: Array
+    reward_loss: Array
+    cont_loss: Array
+    kl: Array  # KL(q || p) in nats, before free bits
+    actor_loss: Array
+    critic_loss: Array
+    entropy: Array
+    imagined_return: Array  # mean lambda return of imagined trajectories
+    return_scale: Array
+
+
+class State(NamedTuple):
+    key: PRNGKey
+    hparams: HParams
+    env_state: Any  # gymnax state [B, ...]
+    obs: Array  # [B, *obs_shape]
+    latent: models.RSSMState  # [B] posterior of the last step
+    prev_action: Array  # [B, A] | [B]
+    is_first: Array  # [B] bool: `obs` starts an episode
+    planner: Optional[planning.PlannerState]  # [B, ...] with a planner controller, else None
+    episode_return: Array  # [B]
+    buffer: buffers.BufferState  # Step records with leaves [C, B, ...]
+    model_params: Any
+    model_opt: Any
+    agent: ac_lib.ActorCriticState
+    iteration: Array  # int32
+    env_steps: Array  # int32
+    warmup: Metrics  # [exploration_iterations]
+
+
+class Train(NamedTuple):
+    """`init(key, hparams) -> State`; `step(state) -> (state, Metrics)`;
+    `run(key, hparams) -> (state, Metrics[num_iterations])`. All pure and jittable."""
+
+    config: Config
+    init: Callable[[PRNGKey, HParams], State]
+    step: Callable[[State], Tuple[State, Metrics]]
+    run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
+    rssm: models.RSSM
+    agent: ac_lib.ActorCritic
+
+
+_LOSS_FIELDS = ("model_loss", "reconstruction", "reward_loss", "cont_loss", "kl", "actor_loss", "critic_loss",
+                "entropy", "imagined_return", "return_scale")
+
+
+def sample_sequences(key: PRNGKey, buffer: buffers.BufferState, batch_size: int, seq_len: int) -> Step:
+    """[batch_size, seq_len] runs of one env's consecutive records; each run's first
+    record is marked `is_first`, since the model starts it from the zero state."""
+    k_time, k_env = jax.random.split(key)
+    slots = buffers.sample_sequence_indices(k_time, buffer, batch_size, seq_len)  # [b, T]
+    num_envs = buffer.data.is_first.shape[1]
+    env = jax.random.randint(k_env, (batch_size, 1), 0, num_envs, dtype=jnp.int32)
+    batch = jax.tree.map(lambda a: a[slots, env], buffer.data)
+    return batch._replace(is_first=batch.is_first.at[:, 0].set(True))
+
+
+def make_train(config: Config) -> Train:
+    """Builds Dreamer's pure `init/step/run` for `config`.
+
+    Raises:
+      ValueError for an invalid config or a controller that does not fit the action
+      space; `envs.UnknownEnvError` for an unknown env id.
+    """
+    cfg = config
+    cfg.validate()
+    env, env_params, spec = envs.make(cfg.env_id)
+    if spec.max_steps < 1:
+        raise ValueError(f"{cfg.env_id} has no episode length; Dreamer's evaluation needs one.")
+    use_planner = cfg.controller != "actor"
+    if use_planner:
+        planning.resolve_planner(cfg.controller, spec, cfg.env_id)
+    if cfg.encoder == "cnn" and len(spec.obs_shape) != 3:
+        raise ValueError(
+            f"dreamer.Config.encoder='cnn' needs image-like observations [H, W, C], but {cfg.env_id} has "
+            f"obs_shape {spec.obs_shape}; use encoder='mlp' or 'auto'."
+        )
+    rssm = models.make_rssm(spec.obs_shape, spec.action_dim, discrete_actions=spec.discrete,
+                            deter_size=cfg.deter_size, stoch_size=cfg.stoch_size, classes=cfg.classes,
+                            hidden_size=cfg.hidden_size, mlp_layers=cfg.mlp_layers, encoder=cfg.encoder,
+                            cnn_depth=cfg.cnn_depth)
+    agent = ac_lib.make_actor_critic(rssm.config.feature_size, spec.action_dim, discrete=spec.discrete,
+                                     low=spec.low, high=spec.high, hidden_sizes=cfg.actor_hidden_sizes)
+    latent_model = models.latent_model_fn(rssm)
+
+    def planner_for(hp: HParams) -> planning.Planner:
+        return planning.make_planner(
+            cfg.controller, latent_model, spec, horizon=cfg.planner_horizon, num_samples=cfg.planner_samples,
+            num_elites=cfg.planner_elites, num_iters=cfg.planner_iterations, discount=hp.discount,
+            alpha=hp.planner_alpha, mppi_temperature=hp.mppi_temperature)
+
+    if use_planner:
+        planner_for(HParams())  # fail at build time, not inside the first trace
+
+    blocks = cfg.steps_per_iteration // cfg.train_every
+    updates = cfg.updates_per_train
+    capacity = cfg.buffer_capacity or cfg.num_iterations * cfg.steps_per_iteration
+    env_steps_per_iteration = cfg.steps_per_iteration * cfg.num_envs
+    zero_action = jnp.zeros(spec.action_shape, spec.action_dtype)
+    nan = jnp.full((), jnp.nan, jnp.float32)
+    nan_losses = {name: nan for name in _LOSS_FIELDS}
+
+    # ----- acting -----------------------------------------------------------------------
+
+    def control(key, state: State, post: models.RSSMState, is_first, deterministic: bool):
+        """Actions [B] for posterior states [B]; returns `(actions, planner_state)`."""
+        num = is_first.shape[0]
+        if not use_planner:
+            return agent.act(key, state.agent, models.features(post), deterministic), state.planner
+        hp = state.hparams
+        planner = planner_for(hp)
+        fresh = jax.tree.map(lambda x: jnp.broadcast_to(x, (num,) + x.shape), planner.init())
+        pstate = jax.tree.map(
+            lambda f, old: jnp.where(is_first.reshape((-1,) + (1,) * (f.ndim - 1)), f, old), fresh, state.planner)
+        k_plan, k_noise, k_random = jax.random.split(key, 3)
+        actions, pstate, _ = jax.vmap(planner.plan, in_axes=(0, 0, None, 0))(
+            jax.random.split(k_plan, num), pstate, state.model_params, post)
+        if not deterministic:
+            if spec.discrete:
+                random = jax.random.randint(k_random, (num,), 0, spec.num_actions, dtype=actions.dtype)
+                explore = jax.random.uniform(k_noise, (num,)) < hp.explore_noise
+                actions = jnp.where(explore, random, actions)
+            else:
+                low, high = jnp.asarray(spec.low), jnp.asarray(spec.high)
+                noise = hp.explore_noise * 0.5 * (high - low) * jax.random.normal(k_noise, actions.shape)
+                actions = jnp.clip(actions + noise, low, high)
+        return actions, pstate
+
+    def act_and_step(key, state: State, explore_randomly: bool):
+        """One vectorised env step; returns `(state, Step record [B], Transition [B])`."""
+        k_filter, k_act, k_env = jax.random.split(key, 3)
+        post, _, _ = models.filter_step(rssm, state.model_params, k_filter, state.latent, state.prev_action,
+                                        state.obs, state.is_first)
+        if explore_randomly:
+            keys = jax.random.split(k_act, cfg.num_envs)
+            action = jax.vmap(envs.random_action, in_axes=(0, None))(keys, spec)
+            pstate = state.planner
+        else:
+            action, pstate = control(k_act, state, post, state.is_first, deterministic=False)
+        transition, obs, env_state = envs.batch_step(env, env_params, k_env, state.env_state, state.obs, action)
+        record = Step(state.obs, action, transition.reward, transition.terminated, state.is_first)
+        state = state._replace(
+            env_state=env_state, obs=obs, latent=post, prev_action=action, planner=pstate,
+            is_first=transition.terminated | transition.truncated,
+            buffer=buffers.add(state.buffer, jax.tree.map(lambda a: a[None], record)),
+            env_steps=state.env_steps + cfg.num_envs,
+        )
+        return state, transition
+
+    # ----- learning ---------------------------------------------------------------------
+
+    def train_once(state: State, key) -> Tuple[State, dict]:
+        hp = state.hparams
+        k_sample, k_model, k_imagine = jax.random.split(key, 3)
+        batch = sample_sequences(k_sample, state.buffer, cfg.batch_size, cfg.seq_len)
+        grad_fn = jax.value_and_grad(models.world_model_loss, argnums=1, has_aux=True)
+        (_, (info, posterior)), grads = grad_fn(
+            rssm, state.model_params, k_model, batch.obs, batch.action, batch.reward, batch.terminated,
+            batch.is_first, hp.free_bits, hp.dyn_scale, hp.rep_scale)
+        params, opt, _ = ac_lib.clipped_adam_step(grads, state.model_opt, state.model_params,
+                                                  hp.model_learning_rate, 1000.0)
+        out = dict(model_loss=info.loss, reconstruction=info.reconstruction, reward_loss=info.reward,
+                   cont_loss=info.cont, kl=info.kl)
+        agent_state = state.agent
+        if use_planner:
+            out.update({name: nan for name in _LOSS_FIELDS[5:]})
+        else:
+            start = jax.tree.map(lambda a: jax.lax.stop_gradient(a.reshape((-1,) + a.shape[2:])), posterior)
+            policy = lambda k, feat: agent.act(k, agent_state, feat, False)
+            states, actions = models.imagine(rssm, params, k_imagine, policy, start, cfg.imag_horizon)
+            feats = models.features(states)  # [b*T, H+1, F]
+            rewards = models.reward(rssm, params, feats[:, 1:])
+            conts = jax.nn.sigmoid(models.continue_logit(rssm, params, feats[:, 1:]))
+            agent_state, ac_info = agent.update(agent_state, feats, actions, rewards, conts, hp.actor_critic())
+            out.update(actor_loss=ac_info.actor_loss, critic_loss=ac_info.critic_loss, entropy=ac_info.entropy,
+                       imagined_return=ac_info.imagined_return, return_scale=ac_info.return_scale)
+        return state._replace(model_params=params, model_opt=opt, agent=agent_state), out
+
+    def train_phase(state: State) -> Tuple[State, dict]:
+        key, k_train = jax.random.split(state.key)
+        state, outs = jax.lax.scan(train_once, state._replace(key=key), jax.random.split(k_train, updates))
+        return state, {k: v.mean() for k, v in outs.items()}
+
+    # ----- loops ------------------------------------------------------------------------
+
+    def env_steps_scan(state: State, num_steps: int, explore_randomly: bool):
+        def body(carry, key):
+            state, done_sum, done_count = carry
+            state, transition = act_and_step(key, state, explore_randomly)
+            ep_ret, finished = track_episodes(state.episode_return, transition)
+            state = state._replace(episode_return=ep_ret)
+            return (state, done_sum + finished.return_sum, done_count + finished.count), None
+
+        key, k_scan = jax.random.split(state.key)
+        carry = (state._replace(key=key), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+        carry, _ = jax.lax.scan(body, carry, jax.random.split(k_scan, num_steps))
+        return carry
+
+    def evaluate(key, state: State):
+        """Mean return of the first episode in each of `num_eval_episodes` fresh envs."""
+        n = cfg.num_eval_episodes
+        k_reset, k_scan = jax.random.split(key)
+        obs, env_state = envs.batch_reset(env, env_params, k_reset, n)
+        pstate = None
+        if use_planner:
+            pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), planner_for(state.hparams).init())
+
+        def body(carry, k):
+            obs, env_state, latent, prev_action, is_first, pstate, ret, alive = carry
+            k_filter, k_act, k_env = jax.random.split(k, 3)
+            post, _, _ = models.filter_step(rssm, state.model_params, k_filter, latent, prev_action, obs, is_first)
+            action, pstate = control(k_act, state._replace(planner=pstate), post, is_first, deterministic=True)
+            transition, obs, env_state = envs.batch_step(env, env_params, k_env, env_state, obs, action)
+            ret = ret + jnp.where(alive, transition.reward, 0.0)
+            done = transition.terminated | transition.truncated
+            return (obs, env_state, post, action, done, pstate, ret, alive & ~done), None
+
+        carry = (obs, env_state, models.initial_state(rssm, (n,)),
+                 jnp.zeros((n,) + spec.action_shape, spec.action_dtype), jnp.ones((n,), jnp.bool_), pstate,
+                 jnp.zeros((n,), jnp.float32), jnp.ones((n,), jnp.bool_))
+        carry, _ = jax.lax.scan(body, carry, jax.random.split(k_scan, spec.max_steps))
+        return carry[6].mean()
+
+    def metrics_of(state, done_sum, done_count, eval_return, losses):
+        return Metrics(
+            iteration=state.iteration, env_steps=state.env_steps,
+            episode_return=jnp.where(done_count > 0, done_sum / jnp.maximum(done_count, 1), jnp.nan),
+            episodes=done_count, eval_return=eval_return, **losses,
+        )
+
+    def explore_iteration(state: State) -> Tuple[State, Metrics]:
+        state, done_sum, done_count = env_steps_scan(state, cfg.steps_per_iteration, True)
+        metrics = metrics_of(state, done_sum, done_count, nan, nan_losses)
+        return state._replace(iteration=state.iteration + 1), metrics
+
+    def block(carry, _):
+        state, done_sum, done_count = carry
+        state, d_sum, d_count = env_steps_scan(state, cfg.train_every, False)
+        state, losses = train_phase(state)
+        return (state, done_sum + d_sum, done_count + d_count), losses
+
+    def step(state: State) -> Tuple[State, Metrics]:
+        carry = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+        (state, done_sum, done_count), losses = jax.lax.scan(block, carry, None, length=blocks)
+        key, k_eval = jax.random.split(state.key)
+        state = state._replace(key=key)
+        eval_return = evaluate(k_eval, state)
+        metrics = metrics_of(state, done_sum, done_count, eval_return, {k: v.mean() for k, v in losses.items()})
+        return state._replace(iteration=state.iteration + 1), metrics
+
+    def init(key: PRNGKey, hp: HParams) -> State:
+        hp = HParams(*(jnp.asarray(h, jnp.float32) for h in hp))
+        k_env, k_model, k_agent, k_run = jax.random.split(key, 4)
+        obs, env_state = envs.batch_reset(env, env_params, k_env, cfg.num_envs)
+        model_params = rssm.init(k_model)
+        example = Step(obs, jnp.zeros((cfg.num_envs,) + spec.action_shape, spec.action_dtype),
+                       jnp.zeros((cfg.num_envs,), jnp.float32), jnp.zeros((cfg.num_envs,), jnp.bool_),
+                       jnp.zeros((cfg.num_envs,), jnp.bool_))
+        pstate = None
+        if use_planner:
+            pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_envs,) + x.shape), planner_for(hp).init())
+        state = State(
+            key=k_run, hparams=hp, env_state=env_state, obs=obs,
+            latent=models.initial_state(rssm, (cfg.num_envs,)), prev_action=example.action,
+            is_first=jnp.ones((cfg.num_envs,), jnp.bool_), planner=pstate,
+            episode_return=jnp.zeros((cfg.num_envs,), jnp.float32), buffer=buffers.init(capacity, example),
+            model_params=model_params, model_opt=ac_lib.adam_init(model_params), agent=agent.init(k_agent),
+            iteration=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32), warmup=None,
+        )
+        state, warmup = jax.lax.scan(lambda s, _: explore_iteration(s), state, None,
+                                     length=cfg.exploration_iterations)
+        return state._replace(warmup=warmup)
+
+    def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
+        state = init(key, hp)
+        state, metrics = jax.lax.scan(lambda s, _: step(s), state, None,
+                                      length=cfg.num_iterations - cfg.exploration_iterations)
+        everything = jax.tree.map(lambda w, m: jnp.concatenate([w, m]), state.warmup, metrics)
+        return state, everything
+
+    return Train(cfg, init, step, run, rssm, agent)
