@@ -57,9 +57,11 @@ def mlp_flops(sizes, batch: int, backward: bool) -> float:
     return (3 * fwd - first) * batch
 
 
-def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hparams=None):
+def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hparams=None,
+              max_seconds: float | None = None, postfix: str = "episode_return"):
     """Runs `num_seeds` seeds of an algorithm as one vmapped program, one compiled
-    iteration per call (so a progress bar can follow).
+    iteration per call (so a progress bar can follow). With `max_seconds`, stops after
+    the first iteration that ends past that wall time (compile included).
 
     Returns:
       (metrics: dict name -> numpy array [seeds, iterations], wall seconds incl. compile,
@@ -75,19 +77,21 @@ def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hpar
     init = jax.jit(jax.vmap(train.init))
     step = jax.jit(jax.vmap(train.step))
     state = jax.block_until_ready(init(keys, batched))
-    rows = [jax.tree.map(lambda a: np.asarray(a)[:, i], state.warmup._asdict())
-            for i in range(config.random_iterations)]
-    bar = tqdm(total=config.num_iterations, initial=config.random_iterations, desc=desc, unit="iter")
+    warmup = int(jax.tree.leaves(state.warmup)[0].shape[1])
+    rows = [jax.tree.map(lambda a: np.asarray(a)[:, i], state.warmup._asdict()) for i in range(warmup)]
+    bar = tqdm(total=config.num_iterations, initial=warmup, desc=desc, unit="iter")
     compile_s = None
-    for _ in range(config.num_iterations - config.random_iterations):
+    for _ in range(config.num_iterations - warmup):
         t = time.perf_counter()
         state, metrics = step(state)
         metrics = jax.tree.map(np.asarray, metrics._asdict())
         if compile_s is None:
             compile_s = time.perf_counter() - start
         rows.append(metrics)
-        bar.set_postfix(ret=f"{np.nanmean(metrics['episode_return']):.0f}", s=f"{time.perf_counter() - t:.0f}")
+        bar.set_postfix(ret=f"{np.nanmean(metrics[postfix]):.1f}", s=f"{time.perf_counter() - t:.0f}")
         bar.update(1)
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
     bar.close()
     wall = time.perf_counter() - start
     table = {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}

@@ -6,7 +6,8 @@ import jaxmbrl
 
 SUBPACKAGES = [
     "envs", "buffers", "models", "planning", "agents", "agents.dqn", "agents.sac", "algorithms",
-    "algorithms.pets", "algorithms.dyna", "algorithms.mbpo", "testing", "run",
+    "algorithms.pets", "algorithms.dyna", "algorithms.mbpo", "algorithms.dreamer", "agents.actor_critic",
+    "agents.returns", "testing", "run",
 ]
 
 

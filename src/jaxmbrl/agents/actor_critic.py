@@ -52,7 +52,7 @@ def clipped_adam_step(grads, opt_state, params, learning_rate, max_norm: float):
     """Adam on gradients clipped to global norm `max_norm`; the learning rate is applied
     outside Adam so a traced value is read at every step (sweepable under vmap).
     Returns `(params, opt_state, grad_norm)`."""
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     factor = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
     grads = jax.tree.map(lambda g: g * factor, grads)
     direction, opt_state = optax.scale_by_adam(eps=1e-5).update(grads, opt_state, params)
@@ -141,9 +141,13 @@ def make_actor_critic(feature_size: int, action_dim: int, *, discrete: bool, low
     """Builds the imagination actor-critic for features of size F and the given actions."""
     if not hidden_sizes or any(int(h) < 1 for h in hidden_sizes):
         raise ValueError(f"hidden_sizes must be positive widths, got {hidden_sizes!r}.")
-    if not discrete:
+    if discrete:
+        low, high = (), ()  # unused
+    else:
         low = tuple(float(x) for x in jnp.broadcast_to(jnp.asarray(low, jnp.float32), (action_dim,)))
         high = tuple(float(x) for x in jnp.broadcast_to(jnp.asarray(high, jnp.float32), (action_dim,)))
+        if any(not h > lo for lo, h in zip(low, high)):
+            raise ValueError(f"Every action bound needs high > low, got low={low}, high={high}.")
     cfg = ActorCriticConfig(int(feature_size), int(action_dim), bool(discrete), tuple(low), tuple(high),
                             tuple(int(h) for h in hidden_sizes))
     actor = _Net(cfg.hidden_sizes, cfg.action_dim if discrete else 2 * cfg.action_dim)

@@ -1,0 +1,110 @@
+"""Dreamer: sequence replay, the compiled loop, latent planning, bad configs, the runner."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmbrl import buffers, envs, run
+from jaxmbrl.algorithms import dreamer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = dreamer.Config.tiny()
+    return cfg, dreamer.make_train(cfg)
+
+
+def test_sequences_come_from_one_env_in_order_and_start_fresh():
+    example = dreamer.Step(jnp.zeros((2, 1)), jnp.zeros((2,), jnp.int32), jnp.zeros((2,)), jnp.zeros((2,), bool),
+                           jnp.zeros((2,), bool))
+    buf = buffers.init(10, example)
+    for t in range(12):  # wraps: holds t = 2 .. 11
+        obs = jnp.array([[t], [100 + t]], jnp.float32)
+        buf = buffers.add(buf, jax.tree.map(lambda a: a[None], example._replace(obs=obs)))
+    batch = dreamer.sample_sequences(jax.random.PRNGKey(0), buf, 200, 4)
+    obs = np.asarray(batch.obs[..., 0])
+    assert obs.shape == (200, 4)
+    np.testing.assert_array_equal(np.diff(obs, axis=1), 1.0)  # consecutive steps of one env
+    assert set(np.unique(obs // 100)) == {0.0, 1.0}  # both envs are drawn
+    assert obs[obs < 100].min() >= 2  # nothing overwritten is returned
+    assert batch.is_first[:, 0].all() and not batch.is_first[:, 1:].any()
+
+
+def test_tiny_runs_end_to_end_vmapped_seeds_differ_and_repeat(tiny):
+    cfg, train = tiny
+    hp = jax.tree.map(lambda h: jnp.full((2,), h, jnp.float32), cfg.hparams())
+    run_fn = jax.jit(jax.vmap(train.run))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    state, metrics = run_fn(keys, hp)
+    _, again = run_fn(keys, hp)
+    jax.tree.map(np.testing.assert_array_equal, metrics, again)
+    np.testing.assert_array_equal(metrics.iteration, [[0, 1, 2]] * 2)
+    np.testing.assert_array_equal(metrics.env_steps, [[32, 64, 96]] * 2)
+    assert np.isnan(metrics.eval_return[:, 0]).all() and np.isfinite(metrics.eval_return[:, 1:]).all()
+    for name in ("model_loss", "kl", "actor_loss", "critic_loss", "imagined_return"):
+        assert np.isfinite(getattr(metrics, name)[:, 1:]).all(), name
+    assert (metrics.kl[:, 1:] > 0).all()
+    assert int(state.buffer.size[0]) == 48  # 3 iterations x 16 vectorised steps
+    assert not np.allclose(metrics.model_loss[0, 1:], metrics.model_loss[1, 1:])
+    # Each stored step is marked `is_first` exactly where an episode began.
+    first = np.asarray(state.buffer.data.is_first[0])  # [C, B]
+    assert first[0].all()
+    ended = np.asarray(state.buffer.data.terminated[0])
+    assert (first[1:][ended[:-1]]).all()
+
+
+def test_step_compiles_once(tiny):
+    cfg, train = tiny
+    state = jax.jit(train.init)(jax.random.PRNGKey(3), cfg.hparams())
+    step = jax.jit(train.step)
+    state, m1 = step(state)
+    state, m2 = step(state)
+    assert step._cache_size() == 1
+    assert int(m2.iteration) == int(m1.iteration) + 1 == 2
+
+
+@pytest.mark.parametrize("env_id,controller", [("Pendulum-v1", "cem"), ("CartPole-v1", "discrete_cem")])
+def test_latent_planning_controller_runs(env_id, controller):
+    cfg = dreamer.Config.tiny(env_id=env_id, controller=controller, num_iterations=2, steps_per_iteration=8)
+    train = dreamer.make_train(cfg)
+    state, metrics = jax.jit(train.run)(jax.random.PRNGKey(0), cfg.hparams())
+    assert np.isfinite(metrics.eval_return[1]) and np.isfinite(metrics.model_loss[1])
+    assert np.isnan(metrics.actor_loss[1])  # the actor is not trained when a planner acts
+    assert state.planner.mean.shape[:2] == (cfg.num_envs, cfg.planner_horizon)
+
+
+def test_minatar_with_the_cnn_encoder_runs():
+    cfg = dreamer.Config.tiny(env_id="Breakout-MinAtar", num_iterations=2, steps_per_iteration=8)
+    train = dreamer.make_train(cfg)
+    assert train.rssm.config.uses_cnn
+    _, metrics = jax.jit(train.run)(jax.random.PRNGKey(0), cfg.hparams())
+    assert np.isfinite(metrics.reconstruction[1]) and np.isfinite(metrics.actor_loss[1])
+
+
+def test_bad_configs_raise_at_make_train():
+    with pytest.raises(ValueError, match="needs continuous actions, but CartPole-v1 is discrete"):
+        dreamer.make_train(dreamer.Config.tiny(controller="cem"))
+    with pytest.raises(ValueError, match="needs discrete actions"):
+        dreamer.make_train(dreamer.Config.tiny(env_id="Pendulum-v1", controller="discrete_cem"))
+    with pytest.raises(ValueError, match="controller='ppo' is unknown"):
+        dreamer.make_train(dreamer.Config.tiny(controller="ppo"))
+    with pytest.raises(ValueError, match="encoder='cnn' needs image-like"):
+        dreamer.make_train(dreamer.Config.tiny(encoder="cnn"))
+    with pytest.raises(ValueError, match="train_every=5 must divide"):
+        dreamer.make_train(dreamer.Config.tiny(train_every=5))
+    with pytest.raises(ValueError, match="fewer than one update"):
+        dreamer.make_train(dreamer.Config.tiny(train_ratio=1))
+    with pytest.raises(ValueError, match="seq_len"):
+        dreamer.make_train(dreamer.Config.tiny(seq_len=64))
+    with pytest.raises(envs.UnknownEnvError):
+        dreamer.make_train(dreamer.Config.tiny(env_id="CartPole-v9"))
+
+
+def test_runner_trains_dreamer_and_writes_the_run_folder(tmp_path):
+    cfg = dreamer.Config.tiny(num_iterations=3)
+    out = str(tmp_path / "dreamer")
+    result = run.run("dreamer", cfg, [cfg.hparams()], out, run.RunOptions(seeds=1, progress=False))
+    assert (tmp_path / "dreamer" / "metrics.jsonl").exists()
+    lines = (tmp_path / "dreamer" / "metrics.jsonl").read_text().strip().splitlines()
+    assert len(lines) == 3
+    assert result is not None
