@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common_run_args(p):
-    p.add_argument("algorithm", help="algorithm: pets, dyna, mbpo")
+    p.add_argument("algorithm", help="algorithm: pets, dyna, mbpo, dreamer")
     p.add_argument("--env", help="environment id (see `jaxmbrl envs`)")
     p.add_argument("--seeds", type=int, default=1, help="seeds, vmapped in one program (default 1)")
     p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
@@ -133,6 +133,8 @@ def _envs(args):
         known = env_id in envs.known_ids()
         fits = ["pets" + ("" if known else " (learn_reward=True)")]
         fits.append("dyna" if spec.discrete else "mbpo")
+        if spec.max_steps >= 1:
+            fits.append("dreamer" + (" (cnn)" if len(spec.obs_shape) == 3 else ""))
         print(f"{env_id:<26} {str(spec.obs_shape):<14} {actions:<20} {', '.join(fits)}")
     return 0
 

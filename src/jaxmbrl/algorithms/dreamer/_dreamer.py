@@ -44,11 +44,11 @@ class Config:
 
     env_id: str = "CartPole-v1"
     num_envs: int = 4
-    num_iterations: int = 50  # in total, exploration ones included
+    num_iterations: int = 63  # in total, exploration ones included (63 x 1,600 = 100,800 env steps)
     exploration_iterations: int = 1
-    steps_per_iteration: int = 500
-    train_every: int = 5  # must divide steps_per_iteration
-    train_ratio: int = 64  # replayed steps per env step
+    steps_per_iteration: int = 400
+    train_every: int = 8  # must divide steps_per_iteration
+    train_ratio: int = 16  # replayed steps per env step (DreamerV3 uses 32-1024; CPU budget)
     batch_size: int = 16
     seq_len: int = 32
     buffer_capacity: int = 0  # vectorised steps kept; 0 keeps the whole run
