@@ -89,8 +89,9 @@ def plot(path, curves, title, target=None):
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (steps, values) in curves.items():
         keep = ~np.isnan(values).all(0)
-        ax.plot(steps[keep], np.nanmean(values, 0)[keep], label=label)
-        ax.fill_between(steps[keep], np.nanmin(values, 0)[keep], np.nanmax(values, 0)[keep], alpha=0.2)
+        kept = values[:, keep]
+        ax.plot(steps[keep], np.nanmean(kept, 0), label=label)
+        ax.fill_between(steps[keep], np.nanmin(kept, 0), np.nanmax(kept, 0), alpha=0.2)
     if target is not None:
         ax.axhline(target, color="k", ls=":", lw=1)
     ax.set_xlabel("env steps")

@@ -73,6 +73,15 @@ def test_latent_planning_controller_runs(env_id, controller):
     assert state.planner.mean.shape[:2] == (cfg.num_envs, cfg.planner_horizon)
 
 
+def test_continuous_actions_with_the_actor():
+    cfg = dreamer.Config.tiny(env_id="Pendulum-v1", num_iterations=2, steps_per_iteration=8)
+    train = dreamer.make_train(cfg)
+    state, metrics = jax.jit(train.run)(jax.random.PRNGKey(0), cfg.hparams())
+    actions = np.asarray(state.buffer.data.action)  # [C, B, 1]
+    assert actions.shape[1:] == (cfg.num_envs, 1)
+    assert (np.abs(actions) <= 2.0).all() and np.isfinite(metrics.actor_loss[1])
+
+
 def test_minatar_with_the_cnn_encoder_runs():
     cfg = dreamer.Config.tiny(env_id="Breakout-MinAtar", num_iterations=2, steps_per_iteration=8)
     train = dreamer.make_train(cfg)

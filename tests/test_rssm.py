@@ -199,3 +199,25 @@ def test_actor_critic_update_moves_policy_towards_better_actions(discrete):
         assert float(greedy[0]) > 0.5
     assert np.isfinite(info.critic_loss)
     assert float(ac.value(state.critic_params, feats[0, 0])) > 0.5
+
+
+def test_balanced_continue_loss_weights_the_rare_terminal_step_half():
+    rssm = _rssm(obs_shape=(3,), action_dim=1, discrete=False)
+    params = rssm.init(jax.random.PRNGKey(0))
+    head = params["params"]["cont_head"]["Dense_0"]
+    # A continue head that says logit 2 everywhere: BCE is log(1 + e^-2) for steps that go
+    # on and 2 + log(1 + e^-2) for the terminal one.
+    head["kernel"] = jnp.zeros_like(head["kernel"])
+    head["bias"] = jnp.full_like(head["bias"], 2.0)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (4, 10, 3))
+    actions = jnp.zeros((4, 10, 1))
+    terminated = jnp.zeros((4, 10), bool).at[0, 9].set(True)
+    is_first = jnp.zeros((4, 10), bool).at[:, 0].set(True)
+    go_on, end = np.log1p(np.exp(-2.0)), 2.0 + np.log1p(np.exp(-2.0))
+    infos = {}
+    for balance in (False, True):
+        _, (info, _) = models.world_model_loss(rssm, params, jax.random.PRNGKey(2), obs, actions, jnp.zeros((4, 10)),
+                                               terminated, is_first, balance_continue=balance)
+        infos[balance] = float(info.cont)
+    np.testing.assert_allclose(infos[False], (39 * go_on + end) / 40, rtol=1e-5)
+    np.testing.assert_allclose(infos[True], 0.5 * go_on + 0.5 * end, rtol=1e-5)

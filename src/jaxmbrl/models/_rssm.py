@@ -492,7 +492,8 @@ class WorldModelInfo(NamedTuple):
 
 def world_model_loss(rssm: RSSM, params: Params, key: PRNGKey, obs: Array, actions: Array, rewards: Array,
                      terminated: Array, is_first: Array, free_bits: Any = 1.0, dyn_scale: Any = 0.5,
-                     rep_scale: Any = 0.1) -> Tuple[Array, Tuple[WorldModelInfo, RSSMState]]:
+                     rep_scale: Any = 0.1, balance_continue: bool = False
+                     ) -> Tuple[Array, Tuple[WorldModelInfo, RSSMState]]:
     """The Dreamer world-model loss on a batch of sequences.
 
     Args:
@@ -518,7 +519,15 @@ def world_model_loss(rssm: RSSM, params: Params, key: PRNGKey, obs: Array, actio
     reward_loss = jnp.square(rssm.net.apply(params, next_feat, method="reward")
                              - symlog(rewards))
     cont_logit = continue_logit(rssm, params, next_feat)
-    cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - terminated.astype(jnp.float32))
+    ended = terminated.astype(jnp.float32)
+    cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - ended)
+    if balance_continue:
+        # Per-element weights with mean 1 over the batch, so the loss keeps its scale.
+        num = ended.size
+        pos = ended.sum()
+        weight = jnp.where(terminated, 0.5 * num / jnp.maximum(pos, 1.0), 0.5 * num / jnp.maximum(num - pos, 1.0))
+        weight = jnp.where(pos > 0, weight, 1.0)
+        cont_loss = cont_loss * jax.lax.stop_gradient(weight)
     kl = kl_balanced(seq.post_logits, seq.prior_logits, free_bits, dyn_scale, rep_scale, cfg.unimix)
     total = reconstruction + reward_loss + cont_loss + kl.loss
     info = WorldModelInfo(total.mean(), reconstruction.mean(), reward_loss.mean(), cont_loss.mean(),

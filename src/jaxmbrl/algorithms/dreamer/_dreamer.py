@@ -60,6 +60,7 @@ class Config:
     mlp_layers: int = 2
     encoder: str = "auto"  # "mlp" | "cnn" | "auto" (CNN for [H, W, C] observations)
     cnn_depth: int = 16
+    balance_continue: bool = True  # class-balanced continue loss (see models.world_model_loss)
     # Behaviour.
     controller: str = "actor"  # or a planner of jaxmbrl.planning: latent planning (PlaNet)
     imag_horizon: int = 15
@@ -343,7 +344,7 @@ def make_train(config: Config) -> Train:
         grad_fn = jax.value_and_grad(models.world_model_loss, argnums=1, has_aux=True)
         (_, (info, posterior)), grads = grad_fn(
             rssm, state.model_params, k_model, batch.obs, batch.action, batch.reward, batch.terminated,
-            batch.is_first, hp.free_bits, hp.dyn_scale, hp.rep_scale)
+            batch.is_first, hp.free_bits, hp.dyn_scale, hp.rep_scale, cfg.balance_continue)
         params, opt, _ = ac_lib.clipped_adam_step(grads, state.model_opt, state.model_params,
                                                   hp.model_learning_rate, 1000.0)
         out = dict(model_loss=info.loss, reconstruction=info.reconstruction, reward_loss=info.reward,
