@@ -122,3 +122,17 @@ def plot_curves(path, curves, title, xlabel, reference=None):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def parse_sets(items):
+    """`["field=value", ...]` -> dict, values parsed as Python literals where they parse."""
+    import ast
+
+    out = {}
+    for item in items:
+        field, value = item.split("=", 1)
+        try:
+            out[field] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[field] = value
+    return out

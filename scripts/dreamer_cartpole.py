@@ -9,7 +9,6 @@ Target: a mean evaluation return of at least 450 by 100,000 env steps.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 
 import numpy as np
@@ -20,17 +19,6 @@ try:
     import _common
 except ImportError:  # run from elsewhere
     from scripts import _common
-
-
-def parse_sets(items):
-    out = {}
-    for item in items:
-        field, value = item.split("=", 1)
-        try:
-            out[field] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[field] = value
-    return out
 
 
 def report(name, table, wall, compile_s, target=None):
@@ -64,7 +52,7 @@ def main():
     parser.add_argument("--json", default="", help="write the curve here")
     args = parser.parse_args()
     print(f"machine: {_common.machine()}")
-    cfg = dreamer.Config(env_id="CartPole-v1", **parse_sets(args.set))
+    cfg = dreamer.Config(env_id="CartPole-v1", **_common.parse_sets(args.set))
     per_iteration = cfg.steps_per_iteration * cfg.num_envs
     cfg = dreamer.Config(**{**cfg.__dict__, "num_iterations": -(-args.env_steps // per_iteration)})
     print(cfg)

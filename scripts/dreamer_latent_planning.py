@@ -14,10 +14,10 @@ from jaxmbrl.algorithms import dreamer
 
 try:
     import _common
-    from dreamer_cartpole import parse_sets, plot, report
+    from dreamer_cartpole import plot, report
 except ImportError:  # run from elsewhere
     from scripts import _common
-    from scripts.dreamer_cartpole import parse_sets, plot, report
+    from scripts.dreamer_cartpole import plot, report
 
 SETTINGS = {
     # One 200-step episode per env and iteration; 40 world-model updates per iteration.
@@ -40,7 +40,7 @@ def main():
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     print(f"machine: {_common.machine()}")
-    cfg = dreamer.Config(env_id=args.env, **{**SETTINGS[args.env], **parse_sets(args.set)})
+    cfg = dreamer.Config(env_id=args.env, **{**SETTINGS[args.env], **_common.parse_sets(args.set)})
     print(cfg)
     train = dreamer.make_train(cfg)
     table, wall, compile_s = _common.run_seeds(train, cfg, args.seeds, args.seed,

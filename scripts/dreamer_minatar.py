@@ -17,10 +17,10 @@ from jaxmbrl.algorithms import dreamer
 
 try:
     import _common
-    from dreamer_cartpole import parse_sets, plot, report
+    from dreamer_cartpole import plot, report
 except ImportError:  # run from elsewhere
     from scripts import _common
-    from scripts.dreamer_cartpole import parse_sets, plot, report
+    from scripts.dreamer_cartpole import plot, report
 
 
 def random_policy_return(env_id: str, episodes: int, seed: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def main():
     base = dict(env_id=args.env, encoder="cnn", num_iterations=400, steps_per_iteration=250, train_every=5,
                 buffer_capacity=25_000,
                 train_ratio=32, num_eval_episodes=8)
-    cfg = dreamer.Config(**{**base, **parse_sets(args.set)})
+    cfg = dreamer.Config(**{**base, **_common.parse_sets(args.set)})
     print(cfg)
     train = dreamer.make_train(cfg)
     table, wall, compile_s = _common.run_seeds(train, cfg, args.seeds, args.seed, desc=f"Dreamer {args.env}",

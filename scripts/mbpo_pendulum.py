@@ -12,7 +12,6 @@ same exploration. Reference (mbrl-lib MBPO): -121 / -128 / -119 after 3k / 4k / 
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 
 import jax
@@ -22,22 +21,11 @@ import numpy as np
 from jaxmbrl.algorithms import mbpo
 
 try:
-    from _common import machine
+    from _common import machine, parse_sets
 except ImportError:  # run from elsewhere
-    from scripts._common import machine
+    from scripts._common import machine, parse_sets
 
 TARGET = -200.0
-
-
-def parse_sets(items):
-    out = {}
-    for item in items:
-        field, value = item.split("=", 1)
-        try:
-            out[field] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[field] = value
-    return out
 
 
 def run(name, cfg, hp, seeds, seed):

@@ -1,8 +1,9 @@
-"""Episode bookkeeping shared by the algorithms' interaction loops."""
+"""Episode bookkeeping and the whole-run loop shared by the algorithms."""
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from jaxmbrl.types import Array, Transition
@@ -30,3 +31,11 @@ def track_episodes(running_return: Array, transition: Transition):
         best=jnp.where(done, total, -jnp.inf).max(),
     )
     return jnp.where(done, 0.0, total), finished
+
+
+def run_after_warmup(init, step, num_steps: int, key, hp):
+    """`init(key, hp)` then `num_steps` scanned `step`s; returns `(state, metrics)` with the
+    warm-up iterations that `init` ran (`state.warmup`, [W]) first: [W + num_steps]."""
+    state = init(key, hp)
+    state, metrics = jax.lax.scan(lambda s, _: step(s), state, None, length=num_steps)
+    return state, jax.tree.map(lambda w, m: jnp.concatenate([w, m]), state.warmup, metrics)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models
 from jaxmbrl.agents import sac as sac_lib
-from jaxmbrl.algorithms._episodes import track_episodes
+from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
 from jaxmbrl.algorithms.mbpo._rollout import (
     ModelBuffer,
     branched_rollout,
@@ -403,10 +403,6 @@ def make_train(config: Config, *, termination_fn=None) -> Train:
         return state._replace(warmup=warmup)
 
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
-        state = init(key, hp)
-        state, metrics = jax.lax.scan(lambda s, _: step(s), state, None,
-                                      length=cfg.num_iterations - cfg.exploration_iterations)
-        everything = jax.tree.map(lambda w, m: jnp.concatenate([w, m]), state.warmup, metrics)
-        return state, everything
+        return run_after_warmup(init, step, cfg.num_iterations - cfg.exploration_iterations, key, hp)
 
     return Train(cfg, init, step, run, ens, agent)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models, planning
-from jaxmbrl.algorithms._episodes import track_episodes
+from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
 from jaxmbrl.types import Array, PRNGKey, Transition
 
 CONTINUOUS_PLANNERS = planning.CONTINUOUS_PLANNERS
@@ -304,10 +304,6 @@ def make_train(config: Config, *, reward_fn=None, termination_fn=None) -> Train:
         return iteration(state, lambda k, p, o: act(k, p, o, state.model))
 
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
-        state = init(key, hp)
-        state, metrics = jax.lax.scan(lambda s, _: step(s), state, None,
-                                      length=cfg.num_iterations - cfg.random_iterations)
-        everything = jax.tree.map(lambda w, m: jnp.concatenate([w, m]), state.warmup, metrics)
-        return state, everything
+        return run_after_warmup(init, step, cfg.num_iterations - cfg.random_iterations, key, hp)
 
     return Train(cfg, init, step, run, ens)
