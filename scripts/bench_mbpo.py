@@ -44,7 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
-    cfg = mbpo.Config(num_iterations=3, exploration_iterations=1)
+    cfg = mbpo.Config(num_iterations=3, warmup_iterations=1)
     train = mbpo.make_train(cfg)
     hp = jax.tree.map(lambda h: jnp.full((args.seeds,), h, jnp.float32), cfg.hparams())
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
@@ -53,7 +53,7 @@ def main():
     step = jax.jit(jax.vmap(train.step)).lower(state).compile()
     compile_s = time.perf_counter() - t
     times = []
-    for _ in range(cfg.num_iterations - cfg.exploration_iterations):
+    for _ in range(cfg.num_iterations - cfg.warmup_iterations):
         t = time.perf_counter()
         state, metrics = jax.block_until_ready(step(state))
         times.append(time.perf_counter() - t)

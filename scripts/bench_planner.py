@@ -6,6 +6,9 @@ class (PyTorch, 2 threads):
   population 500, horizon 30, 20 particles: 6.7 s per action;
   population 200, horizon 15, 10 particles: 0.57 s per action.
 
+The planner is built by name with shapes only and its floats (`CEMHParams`) are passed
+to the jitted `plan` at each call, as the algorithms do.
+
     python scripts/bench_planner.py [--repeats 3]
 """
 from __future__ import annotations
@@ -42,11 +45,12 @@ def main():
     flops_per_eval = _common.mlp_flops(sizes, 1, backward=False)
     rows = []
     for setting in SETTINGS:
-        planner = planning.cem(model_fn, spec, horizon=setting["horizon"], num_samples=setting["num_samples"],
-                               num_elites=setting["num_samples"] // 10, num_iters=args.iters,
-                               num_particles=setting["num_particles"])
+        planner = planning.make_planner(
+            "cem", model_fn, spec, horizon=setting["horizon"], num_samples=setting["num_samples"],
+            num_elites=setting["num_samples"] // 10, num_iters=args.iters, num_particles=setting["num_particles"])
         plan = jax.jit(planner.plan)
-        first, best, _ = _common.timed(plan, jax.random.PRNGKey(1), planner.init(), mstate, obs, repeats=args.repeats)
+        first, best, _ = _common.timed(plan, jax.random.PRNGKey(1), planner.init(), mstate, obs, planner.hparams,
+                                       repeats=args.repeats)
         evals = setting["num_samples"] * setting["horizon"] * setting["num_particles"] * args.iters
         rows.append(dict(
             population=setting["num_samples"], horizon=setting["horizon"], particles=setting["num_particles"],

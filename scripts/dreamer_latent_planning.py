@@ -22,10 +22,10 @@ except ImportError:  # run from elsewhere
 SETTINGS = {
     # One 200-step episode per env and iteration; 40 world-model updates per iteration.
     "Pendulum-v1": dict(controller="cem", num_envs=2, num_iterations=15, steps_per_iteration=200,
-                        train_every=5, train_ratio=64, planner_horizon=12, planner_samples=128,
+                        model_train_every=5, train_ratio=64, planner_horizon=12, planner_samples=128,
                         planner_elites=16, planner_iterations=4, num_eval_episodes=2),
     "CartPole-v1": dict(controller="discrete_cem", num_envs=2, num_iterations=15, steps_per_iteration=200,
-                        train_every=5, train_ratio=64, planner_horizon=12, planner_samples=128,
+                        model_train_every=5, train_ratio=64, planner_horizon=12, planner_samples=128,
                         planner_elites=16, planner_iterations=4, num_eval_episodes=2),
 }
 

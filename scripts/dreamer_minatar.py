@@ -57,7 +57,7 @@ def main():
     args = parser.parse_args()
     print(f"machine: {_common.machine()}; devices: {jax.devices()}")
     # A 30-minute CPU budget sees well under 100k steps; the cap keeps replay at ~160 MB.
-    base = dict(env_id=args.env, encoder="cnn", num_iterations=400, steps_per_iteration=250, train_every=5,
+    base = dict(env_id=args.env, encoder="cnn", num_iterations=400, steps_per_iteration=250, model_train_every=5,
                 buffer_capacity=25_000,
                 train_ratio=32, num_eval_episodes=8)
     cfg = dreamer.Config(**{**base, **_common.parse_sets(args.set)})

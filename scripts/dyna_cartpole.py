@@ -3,11 +3,11 @@
 Both runs use the same Q-network, optimiser, exploration schedule and env-step budget;
 deep Dyna-Q adds `--planning-steps` Q updates per env step on one-step synthetic
 transitions from a Gaussian ensemble (learned dynamics and reward) refit every
-`model_period` steps (`max_planning_steps=0` is DQN). Synthetic terminations come from
+`model_train_every` steps (`max_planning_steps=0` is DQN). Synthetic terminations come from
 the ensemble's learned termination head by default (trained with class-balanced
 weights, see docs/BENCHMARKS.md); `--termination known` applies the env's known
 termination function to the predicted next observation instead. Each algorithm runs `--seeds` seeds vmapped in one program, one compiled
-iteration (`--eval-every` env steps, then `eval_episodes` greedy episodes) per call, and
+iteration (`--eval-every` env steps, then `num_eval_episodes` greedy episodes) per call, and
 stops early once every seed has reached the threshold. Reported: env steps until the
 greedy evaluation return first reaches the threshold (475 for CartPole-v1, -100 for
 Acrobot-v1); the target is a Dyna-Q median of at most two thirds of DQN's.
@@ -34,9 +34,9 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 
 # Shared by both algorithms (the DQN run sets max_planning_steps=0).
 DEFAULTS = dict(
-    mode="deep", hidden_sizes=(64, 64), batch_size=64, learning_starts=1000, updates_per_step=1,
-    target_update_period=500, double_q=True, epsilon_decay_steps=10_000, eval_episodes=5,
-    model_period=1000, num_members=5, num_model_elites=5, model_hidden_sizes=(64, 64),
+    mode="deep", policy_hidden_sizes=(64, 64), policy_batch_size=64, warmup_steps=1000, policy_updates_per_step=1,
+    target_update_period=500, double_q=True, epsilon_decay_steps=10_000, num_eval_episodes=5,
+    model_train_every=1000, num_members=5, num_model_elites=5, model_hidden_sizes=(64, 64),
     model_epochs=5, model_batch_size=256, model_patience=0, max_holdout=2000, max_episodes=2000,
     termination="known",
 )
@@ -127,7 +127,7 @@ def main():
         steps, evals, wall, compile_s = run(config, args.seeds, args.seed, threshold, name)
         solved = steps_to_threshold(steps, evals, threshold)
         # An unsolved seed counts as the whole budget (a lower bound on its true steps).
-        capped = [s if s is not None else config.learning_starts + config.num_iterations * config.steps_per_iteration
+        capped = [s if s is not None else config.warmup_steps + config.num_iterations * config.steps_per_iteration
                   for s in solved]
         result[name] = {
             "steps_to_threshold": solved,

@@ -72,8 +72,8 @@ def main():
         cfg = mbpo.Config(**base)
         curves["MBPO"] = run("MBPO", cfg, cfg.hparams(), args.seeds, args.seed)
     if args.only in ("sac", "both"):
-        sac_base = dict(base, sac_updates_per_step=1, rollouts_per_step=1, num_members=1, num_model_elites=1,
-                        hidden_sizes=(8,), model_epochs=1)
+        sac_base = dict(base, policy_updates_per_step=1, rollouts_per_step=1, num_members=1, num_model_elites=1,
+                        model_hidden_sizes=(8,), model_epochs=1)
         cfg = mbpo.Config(**sac_base)
         curves["SAC"] = run("SAC", cfg, cfg.hparams()._replace(real_ratio=1.0), args.seeds, args.seed)
     if args.png:

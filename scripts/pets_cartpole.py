@@ -23,7 +23,7 @@ from jaxmbrl.algorithms import pets
 
 DEFAULTS = dict(
     env_id="CartPole-v1", num_iterations=6, steps_per_iteration=500, planner="discrete_cem",
-    horizon=60, num_samples=100, num_elites=10, planner_iterations=3, num_particles=5,
+    planner_horizon=60, planner_samples=100, planner_elites=10, planner_iterations=3, planner_particles=5,
 )
 
 
@@ -37,8 +37,8 @@ def main():
     train = pets.make_train(config)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS CartPole-v1")
     best = table["best_episode_return"]  # [seeds, iterations]
-    mpc_episodes = np.cumsum(table["episodes"][:, config.random_iterations:], axis=1)
-    solved = best[:, config.random_iterations:] >= 500
+    mpc_episodes = np.cumsum(table["episodes"][:, config.warmup_iterations:], axis=1)
+    solved = best[:, config.warmup_iterations:] >= 500
     # Upper bound: every episode of the iteration in which 500 was first reached counts.
     episodes_to_500 = [int(mpc_episodes[s, np.argmax(solved[s])]) if solved[s].any() else None
                        for s in range(args.seeds)]

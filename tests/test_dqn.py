@@ -1,4 +1,5 @@
 """Tests for jaxmbrl.agents.dqn: TD targets, the update, target schedule, exploration."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,3 +144,36 @@ def test_learning_rate_is_traced_and_network_shapes():
     a = agent.act(jax.random.PRNGKey(0), state.params, jnp.zeros((2, 2)), 0.1)
     assert a.shape == () and a.dtype == jnp.int32
     assert isinstance(agent.optimizer, optax.GradientTransformation)
+
+
+class _InlineQNetwork(nn.Module):
+    """The Q network as it was written before `models.MLP` took its layers over."""
+
+    num_actions: int
+    hidden_sizes: tuple
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width, param_dtype=jnp.float32)(x))
+        return nn.Dense(self.num_actions, param_dtype=jnp.float32)(x)
+
+
+def test_q_network_keeps_its_parameter_tree_and_initial_values():
+    agent = dqn.make_dqn(3, 4, (16, 8))
+    state = agent.init(jax.random.PRNGKey(0))
+    ref = _InlineQNetwork(4, (16, 8)).init(jax.random.PRNGKey(0), jnp.zeros((3,)))
+    assert jax.tree.structure(ref) == jax.tree.structure(state.params)
+    jax.tree.map(np.testing.assert_array_equal, ref, state.params)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+    np.testing.assert_array_equal(agent.q_values(state.params, obs), _InlineQNetwork(4, (16, 8)).apply(ref, obs))
+
+
+def test_update_learning_rate_overrides_the_stored_one():
+    agent = dqn.make_dqn(3, 2, (8,), learning_rate=1e-2)
+    state = agent.init(jax.random.PRNGKey(0))
+    frozen, _ = jax.jit(agent.update)(state, _batch(), GAMMA, 1.0, 0.0)
+    assert _same(frozen.params, state.params)
+    assert float(frozen.opt_state.hyperparams["learning_rate"]) == 0.0
+    moved, _ = jax.jit(agent.update)(state, _batch(), GAMMA)
+    assert not _same(moved.params, state.params)

@@ -99,8 +99,8 @@ def test_bad_configs_raise_at_make_train():
         dreamer.make_train(dreamer.Config.tiny(controller="ppo"))
     with pytest.raises(ValueError, match="encoder='cnn' needs image-like"):
         dreamer.make_train(dreamer.Config.tiny(encoder="cnn"))
-    with pytest.raises(ValueError, match="train_every=5 must divide"):
-        dreamer.make_train(dreamer.Config.tiny(train_every=5))
+    with pytest.raises(ValueError, match="model_train_every=5 must divide"):
+        dreamer.make_train(dreamer.Config.tiny(model_train_every=5))
     with pytest.raises(ValueError, match="fewer than one update"):
         dreamer.make_train(dreamer.Config.tiny(train_ratio=1))
     with pytest.raises(ValueError, match="seq_len"):

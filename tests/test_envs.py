@@ -338,3 +338,329 @@ def test_batch_step_equals_per_env_step():
         obs, state = next_obs, next_state
     assert bool(jnp.all(transition.truncated))
     assert not np.array_equal(transition.next_obs, next_obs)
+
+
+# --- open the house: cached make, env objects, frozen kwargs ---------------------------
+
+
+def _one_line_error(err_info):
+    msg = str(err_info.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_make_returns_the_same_objects_for_the_same_id_and_kwargs():
+    first = envs.make("Pendulum-v1", max_torque=1.5, max_steps_in_episode=7)
+    again = envs.make("Pendulum-v1", max_steps_in_episode=7, max_torque=1.5)  # other order
+    assert all(a is b for a, b in zip(first, again))
+    other = envs.make("Pendulum-v1", max_torque=1.5, max_steps_in_episode=8)
+    assert other[0] is not first[0] and other[1].max_steps_in_episode == 8
+    # 2 == 2.0, but the params hold different types: not the same cache entry.
+    as_int, as_float = envs.make("Pendulum-v1", max_torque=2)[1], envs.make("Pendulum-v1", max_torque=2.0)[1]
+    assert type(as_int.max_torque) is int and type(as_float.max_torque) is float
+    # A list-valued constructor argument is frozen for the key.
+    maze = envs.make("DynaMaze", layout=["S.#G", "...."])
+    assert envs.make("DynaMaze", layout=["S.#G", "...."])[0] is maze[0]
+    assert maze[0].layout == ("S.#G", "....")
+    # An unhashable value still builds (afresh each time).
+    torque = jnp.asarray(3.0, jnp.float32)
+    _, p1, spec = envs.make("Pendulum-v1", max_torque=torque)
+    _, p2, _ = envs.make("Pendulum-v1", max_torque=torque)
+    assert float(p1.max_torque) == 3.0 and spec.high == (3.0,) and p1 is not p2
+
+
+def test_second_make_does_not_recompile():
+    traces = []
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def first_step(env, params, key):
+        traces.append(None)
+        obs, state = envs.reset(env, params, key)
+        return envs.step(env, params, key, state, obs, jnp.zeros((), jnp.int32))[1]
+
+    key = jax.random.PRNGKey(0)
+    for _ in range(3):
+        env, params, _ = envs.make("CartPole-v1", max_steps_in_episode=13)
+        first_step(env, params, key).block_until_ready()
+    assert len(traces) == 1
+    # gymnax's own jitted `env.step` (static self) is shared the same way.
+    env_a, params_a, _ = envs.make("CartPole-v1", max_steps_in_episode=13)
+    closure = jax.jit(lambda k: envs.reset(env_a, params_a, k))
+    env_b, params_b, _ = envs.make("CartPole-v1", max_steps_in_episode=13)
+    assert (env_b, params_b) == (env_a, params_a) and env_b is env_a
+    closure(key)
+
+
+def test_register_replaces_cached_envs_of_that_id():
+    layout_a, layout_b = ("S.G",), ("S..G",)
+    envs.register("Chain-test-v0", lambda **kw: envs.DynaMaze(layout=layout_a, **kw))
+    env_a, _, spec_a = envs.make("Chain-test-v0")
+    assert "Chain-test-v0" in envs.registered_ids() and spec_a.obs_shape == (3,)
+    assert envs.make("Chain-test-v0")[0] is env_a
+    envs.register("Chain-test-v0", lambda **kw: envs.DynaMaze(layout=layout_b, **kw))
+    env_b, _, spec_b = envs.make("Chain-test-v0")
+    assert env_b is not env_a and spec_b.obs_shape == (4,)
+    with pytest.raises(ValueError, match="non-empty string"):
+        envs.register("", envs.DynaMaze)
+    with pytest.raises(ValueError, match="Bad keyword"):
+        envs.make("DynaMaze", no_such_argument=1)
+
+
+class _MyEnv:
+    """Not a gymnax env: no step, reset or spaces."""
+
+
+@pytest.mark.parametrize("obj, name", [(_MyEnv(), "_MyEnv"), (_MyEnv, "_MyEnv"), (3, "int")], ids=["object", "class", "int"])
+def test_make_rejects_objects_with_the_fix(obj, name):
+    with pytest.raises(ValueError) as err:
+        envs.make(obj)
+    msg = _one_line_error(err)
+    assert "make_train(config, env=obj)" in msg and "(obj, params)" in msg
+    assert 'jaxmbrl.envs.register("MyEnv-v0",' in msg
+    assert name in msg
+    # An env object that is gymnax-shaped is refused the same way (resolve takes it).
+    with pytest.raises(ValueError, match="make_train"):
+        envs.make(envs.DynaMaze())
+
+
+def test_freeze_kwargs_forms_are_equal_hashable_and_json_able():
+    import json
+
+    from flax.core import FrozenDict
+
+    from_dict = envs.freeze_kwargs({"b": [1, [2, 3]], "a": 0.5, "c": None})
+    from_pairs = envs.freeze_kwargs([("a", 0.5), ("c", None), ("b", (1, (2, 3)))])
+    from_frozen = envs.freeze_kwargs(FrozenDict({"c": None, "a": 0.5, "b": [1, [2, 3]]}))
+    assert isinstance(from_dict, FrozenDict)
+    assert from_dict == from_pairs == from_frozen
+    assert hash(from_dict) == hash(from_pairs) == hash(from_frozen)
+    assert list(from_dict) == ["a", "b", "c"]
+    assert from_dict["b"] == (1, (2, 3))
+    assert json.loads(json.dumps(dict(from_dict))) == {"a": 0.5, "b": [1, [2, 3]], "c": None}
+    assert envs.freeze_kwargs(None) == FrozenDict() == envs.freeze_kwargs({}) == envs.freeze_kwargs(())
+    nested = envs.freeze_kwargs({"inner": {"y": [1], "x": 2}})
+    hash(nested)
+    assert list(nested["inner"]) == ["x", "y"]
+    with pytest.raises((TypeError, ValueError)):
+        from_dict["a"] = 1.0  # immutable
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("max_torque=2", "env_kwargs must be"),
+        (3, "env_kwargs must be"),
+        ([("a", 1), ("b",)], "env_kwargs must be"),
+        ({1: 2}, "must be strings"),
+        ([("a", 1), ("a", 2)], "appear twice"),
+        ({"x": np.zeros(3)}, "cannot be hashed"),
+        ({"x": [jnp.zeros(3)]}, "cannot be hashed"),
+    ],
+)
+def test_freeze_kwargs_rejects_with_one_line(bad, words):
+    with pytest.raises(ValueError) as err:
+        envs.freeze_kwargs(bad)
+    assert words in _one_line_error(err)
+
+
+def test_resolve_by_id_is_make():
+    from flax.core import FrozenDict
+
+    made = envs.make("CartPole-v1", max_steps_in_episode=9)
+    for kwargs in ({"max_steps_in_episode": 9}, FrozenDict({"max_steps_in_episode": 9}), [("max_steps_in_episode", 9)]):
+        assert all(a is b for a, b in zip(envs.resolve("CartPole-v1", kwargs), made))
+    assert envs.resolve("CartPole-v1")[0] is envs.make("CartPole-v1")[0]
+    with pytest.raises(envs.UnknownEnvError, match="Did you mean CartPole-v1"):
+        envs.resolve("CartPol-v1")
+    with pytest.raises(ValueError, match="needs an env_id or an env object"):
+        envs.resolve(None)
+
+
+class _Unnamed(gymnax.environments.classic_control.cartpole.CartPole):
+    """A user's env whose `name` says nothing: the spec falls back to the class name."""
+
+    @property
+    def name(self):
+        return ""
+
+
+def test_resolve_takes_env_objects_and_pairs():
+    from gymnax.environments.classic_control.cartpole import CartPole
+
+    obj = CartPole()
+    env, params, spec = envs.resolve(None, {"max_steps_in_episode": 5}, env=obj)
+    assert env is obj and params.max_steps_in_episode == 5 and spec.max_steps == 5
+    assert params.x_threshold == obj.default_params.x_threshold
+    assert spec.env_id == "CartPole-v1" and spec.discrete and spec.num_actions == 2
+    assert envs.resolve("my-cartpole", None, env=obj)[2].env_id == "my-cartpole"
+    assert envs.resolve("", None, env=_Unnamed())[2].env_id == "_Unnamed"
+    # A pair: its params, with env_kwargs replaced on top.
+    loose = obj.default_params.replace(x_threshold=9.0)
+    _, params, spec = envs.resolve(None, {"max_steps_in_episode": 4}, env=(obj, loose))
+    assert params.x_threshold == 9.0 and params.max_steps_in_episode == 4
+    # The resolved env runs.
+    obs, state = envs.reset(env, params, jax.random.PRNGKey(0))
+    transition, _, _ = envs.step(env, params, jax.random.PRNGKey(1), state, obs, jnp.ones((), jnp.int32))
+    assert transition.next_obs.shape == spec.obs_shape
+    # make's triple is a pair too.
+    made = envs.make("Pendulum-v1", max_torque=1.25)
+    _, made_params, made_spec = envs.resolve(None, None, env=made)
+    assert made_params is made[1] and made_spec == made[2]
+
+
+def test_resolve_errors_are_one_line():
+    from gymnax.environments.classic_control.cartpole import CartPole
+
+    with pytest.raises(ValueError) as err:
+        envs.resolve(None, {"gravity": 1.0, "nonsense": 2}, env=CartPole())
+    msg = _one_line_error(err)
+    assert "nonsense" in msg and "max_steps_in_episode" in msg and "x_threshold" in msg
+    assert "gravity, nonsense" not in msg  # gravity is a field: only the unknown one is named
+
+    class HalfEnv:
+        def step(self):
+            pass
+
+    with pytest.raises(ValueError) as err:
+        envs.resolve(None, None, env=HalfEnv())
+    msg = _one_line_error(err)
+    assert "HalfEnv" in msg and "has no reset, action_space, observation_space" in msg
+    with pytest.raises(ValueError, match="has no step, reset"):
+        envs.resolve("x", None, env=(object(), None))
+    with pytest.raises(ValueError, match="got the string"):
+        envs.resolve(None, None, env="CartPole-v1")
+    with pytest.raises(ValueError, match="3-tuple"):
+        envs.resolve(None, None, env=(CartPole(), None, None))
+
+
+def test_true_model_takes_env_objects():
+    from gymnax.environments.classic_control.cartpole import CartPole
+
+    obj = CartPole()
+    params = obj.default_params
+    _, state = obj.reset_env(jax.random.PRNGKey(0), params)
+    key, action = jax.random.PRNGKey(1), jnp.ones((), jnp.int32)
+    _, ref_state, ref_reward, ref_done, _ = obj.step_env(key, state, action, params)
+    for given in (obj, (obj, params)):
+        model_fn, model_params = envs.true_model(given)
+        next_state, reward, done = model_fn(key, model_params, state, action)
+        jax.tree.map(np.testing.assert_array_equal, next_state, ref_state)
+        assert float(reward) == float(ref_reward) and bool(done) == bool(ref_done)
+    # Overrides: env_params replaces the env's, env_kwargs replace fields on top.
+    _, model_params = envs.true_model(obj, params.replace(gravity=1.0), max_steps_in_episode=3)
+    assert model_params.gravity == 1.0 and model_params.max_steps_in_episode == 3
+    _, by_id = envs.true_model("CartPole-v1", params.replace(gravity=2.0), max_steps_in_episode=4)
+    assert by_id.gravity == 2.0 and by_id.max_steps_in_episode == 4
+    with pytest.raises(ValueError, match="valid fields"):
+        envs.true_model(obj, nonsense=1)
+
+
+def _weak_leaves(tree):
+    return [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_leaves_with_path(tree) if x.weak_type]
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "DynaMaze"])
+def test_reset_is_strongly_typed(env_id):
+    env, params, _ = envs.make(env_id)
+    key = jax.random.PRNGKey(0)
+    raw = env.reset(key, params)
+    if env_id != "DynaMaze":
+        assert _weak_leaves(raw)  # gymnax's own reset holds `time=0`: the case guarded
+    assert not _weak_leaves(envs.reset(env, params, key))
+    assert not _weak_leaves(jax.jit(lambda k: envs.reset(env, params, k))(key))
+    assert not _weak_leaves(envs.batch_reset(env, params, key, 3))
+    obs, state = envs.reset(env, params, key)
+    assert not _weak_leaves(envs.step(env, params, key, state, obs, jnp.zeros((), jnp.int32) if env_id != "Pendulum-v1" else jnp.zeros((1,), jnp.float32)))
+
+
+def test_step_of_reset_stepped_and_restored_states_traces_once():
+    env, params, spec = envs.make("CartPole-v1")
+    traces = []
+
+    @jax.jit
+    def step(key, state, obs, action):
+        traces.append(None)
+        return envs.step(env, params, key, state, obs, action)
+
+    key = jax.random.PRNGKey(0)
+    action = jnp.zeros((), jnp.int32)
+    obs, state = envs.reset(env, params, key)
+    _, obs, state = step(key, state, obs, action)
+    _, obs, state = step(key, state, obs, action)
+    # As from a checkpoint: host arrays put back on the device, strongly typed.
+    restored = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), (state, obs))
+    step(key, *restored, action)
+    assert len(traces) == 1
+    # Batched likewise.
+    traces.clear()
+
+    @jax.jit
+    def bstep(key, state, obs, action):
+        traces.append(None)
+        return envs.batch_step(env, params, key, state, obs, action)
+
+    obs, state = envs.batch_reset(env, params, key, 2)
+    actions = jnp.zeros((2,), jnp.int32)
+    _, obs, state = bstep(key, state, obs, actions)
+    bstep(key, state, obs, actions)
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "DynaMaze"])
+def test_example_transition_matches_a_real_step(env_id):
+    env, params, spec = envs.make(env_id)
+    key = jax.random.PRNGKey(0)
+
+    def one_step(key):
+        obs, state = envs.reset(env, params, key)
+        return envs.step(env, params, key, state, obs, envs.random_action(key, spec))[0]
+
+    real = jax.eval_shape(one_step, key)
+    example = envs.example_transition(spec)
+    assert isinstance(example, Transition)
+    shapes = lambda t: jax.tree.map(lambda x: (x.shape, x.dtype), t)  # noqa: E731
+    assert shapes(example) == shapes(real)
+    assert all(not bool(jnp.any(x)) for x in jax.tree.leaves(example))
+    assert example.action.dtype == (jnp.int32 if spec.discrete else jnp.float32)
+    assert example.action.shape == (() if spec.discrete else (spec.action_dim,))
+
+
+def test_example_transition_takes_the_obs_dtype():
+    _, _, spec = envs.make("CartPole-v1")
+    ex = envs.example_transition(spec, jnp.ones(spec.obs_shape, jnp.int32))
+    assert ex.obs.dtype == ex.next_obs.dtype == jnp.int32 and ex.obs.shape == spec.obs_shape
+    ex = envs.example_transition(spec, jax.ShapeDtypeStruct(spec.obs_shape, jnp.bfloat16))
+    assert ex.obs.dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="unbatched"):
+        envs.example_transition(spec, jnp.zeros((8,) + spec.obs_shape))
+
+
+def test_known_termination_and_never_terminates():
+    obs = jnp.array([3.0, 0.0, 0.0, 0.0], jnp.float32)  # cart beyond x_threshold
+    action = jnp.zeros((), jnp.int32)
+    known = envs.known_termination("CartPole-v1")
+    assert bool(known(obs, action, obs))
+    _, params, _ = envs.make("CartPole-v1")
+    assert not bool(envs.known_termination("CartPole-v1", params.replace(x_threshold=5.0))(obs, action, obs))
+    assert envs.known_termination("Breakout-MinAtar") is None
+    assert envs.known_termination("DynaMaze") is None
+    assert envs.known_termination(None) is None
+    assert envs.known_reward("Breakout-MinAtar") is None
+    np.testing.assert_allclose(envs.known_reward("CartPole-v1")(obs, action, obs), 0.0)
+    never = envs.never_terminates(obs, action, obs)
+    assert never.shape == () and never.dtype == jnp.bool_ and not bool(never)
+    batched = jax.jit(jax.vmap(envs.never_terminates))(jnp.stack([obs] * 3), jnp.zeros(3, jnp.int32), jnp.stack([obs] * 3))
+    assert batched.shape == (3,) and not bool(jnp.any(batched))
+    # Pendulum's known termination is the same never-terminating function.
+    assert envs.known_termination("Pendulum-v1") is envs.never_terminates
+
+
+def test_registered_ids_cover_gymnax_and_jaxmbrl_envs():
+    ids = envs.registered_ids()
+    assert set(gymnax.registered_envs) <= set(ids)
+    assert "DynaMaze" in ids and "PointMass-jaxmbrl" in ids
+    assert len(ids) == len(set(ids))
+    env, _, spec = envs.make("DynaMaze")
+    assert isinstance(env, envs.DynaMaze) and spec.env_id == "DynaMaze"
+    env, _, spec = envs.make("PointMass-jaxmbrl", dim=2)
+    assert spec.action_dim == 2 and "PointMass-jaxmbrl" in envs.known_ids()

@@ -76,7 +76,7 @@ def test_tiny_runs_vmapped_seeds_differ_and_repeat(tiny):
     np.testing.assert_array_equal(metrics.model_buffer_size[0], [0, 32, 64])
     assert int(state.buffer.size[0]) == 48
     assert not np.allclose(metrics.eval_return[0, 1:], metrics.eval_return[1, 1:])
-    assert int(state.agent.num_updates[0]) == 2 * cfg.steps_per_iteration * cfg.sac_updates_per_step
+    assert int(state.agent.num_updates[0]) == 2 * cfg.steps_per_iteration * cfg.policy_updates_per_step
 
 
 def test_step_compiles_once(tiny):
@@ -97,5 +97,5 @@ def test_bad_configs_raise_at_make_train():
         mbpo.make_train(mbpo.Config.tiny(model_train_every=3))
     with pytest.raises(ValueError, match="rollout_schedule"):
         mbpo.make_train(mbpo.Config.tiny(rollout_schedule=(1, 2, 0, 1)))
-    with pytest.raises(ValueError, match="exploration_iterations"):
-        mbpo.make_train(mbpo.Config.tiny(exploration_iterations=0))
+    with pytest.raises(ValueError, match="warmup_iterations"):
+        mbpo.make_train(mbpo.Config.tiny(warmup_iterations=0))

@@ -1,11 +1,13 @@
-import math
+import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from jaxmbrl import buffers, envs, models
+from jaxmbrl import buffers, envs, models, testing
 
 
 def _buffer(data, capacity=None):
@@ -217,3 +219,255 @@ def test_model_fn_requires_a_reward_source(pendulum_data):
         models.as_model_fn(ens, "ts2", reward_fn=envs.reward_fn("Pendulum-v1"))
     with pytest.raises(ValueError, match="num_elites"):
         models.make_ensemble(3, 1, 2, 3)
+
+
+# --- the batched, elite-grouped model step ---------------------------------------------
+
+
+def _scrambled_state(ens, seed=0):
+    """A ModelState whose normalisers and elite order are not the identity."""
+    cfg = ens.config
+    mstate = models.init_model(ens, jax.random.PRNGKey(seed))
+    k = jax.random.split(jax.random.PRNGKey(seed + 1), 4)
+    return mstate._replace(
+        input_norm=models.Normaliser(jax.random.normal(k[0], (cfg.input_dim,)),
+                                     0.5 + jax.random.uniform(k[1], (cfg.input_dim,))),
+        target_norm=models.Normaliser(0.1 * jax.random.normal(k[2], (cfg.target_dim,)),
+                                      0.2 + jax.random.uniform(k[3], (cfg.target_dim,))),
+        elites=jnp.array([3, 0, 2], jnp.int32)[: cfg.num_elites],
+    )
+
+
+def _discrete_ensemble():
+    return models.make_ensemble(4, 2, 4, 3, (16,), discrete_actions=True, learn_reward=True,
+                                learn_termination=True)
+
+
+def _rows(n, seed=0):
+    k_obs, k_act = jax.random.split(jax.random.PRNGKey(seed))
+    return jax.random.normal(k_obs, (n, 4)), jax.random.randint(k_act, (n,), 0, 2)
+
+
+def _member_of_each_row(ens, mstate, obs, action, pred):
+    """Which member produced each row of `pred` (compared with every member's own output)."""
+    per_member = jax.vmap(lambda o, a: models.predict(ens, mstate, o, a))(obs, action)  # [N, E, ...]
+    dist = np.abs(np.asarray(pred.next_obs_mean)[:, None] - np.asarray(per_member.next_obs_mean)).sum(-1)
+    assert np.allclose(dist.min(-1), 0.0, atol=1e-5), "a row matches no member"
+    return dist.argmin(-1)
+
+
+@pytest.mark.parametrize("n", [7, 9, 3])
+def test_fixed_grouped_step_equals_per_row_reference(n):
+    ens = _discrete_ensemble()
+    mstate = _scrambled_state(ens)
+    obs, action = _rows(n)
+    pred = jax.jit(lambda k, o, a: models.ensemble_step(ens, mstate, k, o, a, "fixed"))(
+        jax.random.PRNGKey(0), obs, action)
+    elites = np.asarray(mstate.elites)
+    for p in range(n):
+        # The reference: row p through its member's parameters alone.
+        member = int(elites[p * 3 // n])
+        ref = models.predict(ens, mstate, obs[p], action[p])
+        for got, want in zip(pred, ref):
+            np.testing.assert_allclose(got[p], want[member], rtol=1e-5, atol=1e-6)
+    # Groups: floor or ceil of N / K rows each, never empty.
+    sizes = np.bincount(np.arange(n) * 3 // n, minlength=3)
+    assert sizes.min() >= n // 3 and sizes.max() <= -(-n // 3)
+    row_of_slot, slot_of_row = models.fixed_groups(n, 3)
+    np.testing.assert_array_equal(row_of_slot[slot_of_row], np.arange(n))
+
+
+def test_random_assignment_gives_balanced_groups_and_uniform_elites():
+    ens = _discrete_ensemble()
+    mstate = _scrambled_state(ens)
+    step = jax.jit(lambda k, o, a: models.ensemble_step(ens, mstate, k, o, a, "random"))
+    obs, action = _rows(12)
+    members = [_member_of_each_row(ens, mstate, obs, action, step(jax.random.PRNGKey(i), obs, action))
+               for i in range(3)]
+    for chosen in members:
+        # K divides N: every elite predicts exactly N / K rows, never a non-elite.
+        assert sorted(np.bincount(chosen, minlength=4)[np.asarray(mstate.elites)]) == [4, 4, 4]
+        assert np.bincount(chosen, minlength=4)[1] == 0
+    assert not all((m == members[0]).all() for m in members[1:])
+    # Ragged N: each row still follows one elite, no elite exceeds its G = ceil(N / K) slots.
+    obs7, action7 = _rows(7, seed=1)
+    chosen = _member_of_each_row(ens, mstate, obs7, action7, step(jax.random.PRNGKey(5), obs7, action7))
+    assert np.bincount(chosen, minlength=4).max() <= 3
+    # One row: a uniformly random elite.
+    keys = jax.random.split(jax.random.PRNGKey(9), 600)
+    one = jax.vmap(lambda k: step(k, obs[:1], action[:1]).next_obs_mean[0])(keys)
+    per_member = models.predict(ens, mstate, obs[0], action[0]).next_obs_mean  # [E, O]
+    picked = np.abs(np.asarray(one)[:, None] - np.asarray(per_member)).sum(-1).argmin(-1)
+    freq = np.bincount(picked, minlength=4) / 600
+    np.testing.assert_allclose(freq[np.asarray(mstate.elites)], 1 / 3, atol=0.07)
+    assert freq[1] == 0
+
+
+def _prediction(n, obs_dim, term_prob, std):
+    return models.Prediction(
+        next_obs_mean=jnp.zeros((n, obs_dim)), next_obs_logvar=jnp.full((n, obs_dim), 2 * np.log(std)),
+        reward_mean=jnp.ones((n,)), reward_logvar=jnp.full((n,), 2 * np.log(std)),
+        termination_prob=jnp.full((n,), term_prob),
+    )
+
+
+def test_sample_prediction_draws_and_means():
+    cfg = _discrete_ensemble().config
+    n = 4000
+    obs, action = jnp.zeros((n, 4)), jnp.zeros((n,), jnp.int32)
+    sample = jax.jit(lambda k, pred, s: models.sample_prediction(cfg, k, pred, obs, action, sample=s),
+                     static_argnums=2)
+    next_obs, reward, term = sample(jax.random.PRNGKey(0), _prediction(n, 4, 0.3, 2.0), True)
+    assert next_obs.shape == (n, 4) and reward.dtype == jnp.float32 and term.dtype == jnp.bool_
+    np.testing.assert_allclose(np.std(next_obs), 2.0, rtol=0.05)
+    np.testing.assert_allclose([np.mean(reward), np.std(reward)], [1.0, 2.0], atol=0.1)
+    # The Bernoulli draw keeps the predicted termination rate.
+    assert abs(float(term.mean()) - 0.3) < 0.03
+    next_obs, reward, term = sample(jax.random.PRNGKey(0), _prediction(n, 4, 0.3, 2.0), False)
+    assert float(jnp.abs(next_obs).max()) == 0.0 and bool((reward == 1.0).all()) and not term.any()
+    assert sample(jax.random.PRNGKey(0), _prediction(n, 4, 0.7, 2.0), False)[2].all()
+    # Known functions replace the learned heads.
+    known = models.sample_prediction(cfg, jax.random.PRNGKey(1), _prediction(n, 4, 0.3, 2.0), obs, action,
+                                     reward_fn=lambda o, a, no: no.sum(),
+                                     termination_fn=lambda o, a, no: no[0] > 0)
+    np.testing.assert_allclose(known[1], known[0].sum(-1), rtol=1e-6)
+    np.testing.assert_array_equal(known[2], known[0][:, 0] > 0)
+    # A deterministic ensemble has no variance to draw from.
+    det_cfg = dataclasses.replace(cfg, probabilistic=False)
+    assert float(jnp.abs(models.sample_prediction(det_cfg, jax.random.PRNGKey(2), _prediction(n, 4, 0.3, 2.0),
+                                                  obs, action)[0]).max()) == 0.0
+
+
+# --- the model protocol ----------------------------------------------------------------
+
+
+def test_ensemble_model_init_fit_step_under_jit(pendulum_data):
+    spec, data, test = pendulum_data
+    buf = _buffer(jax.tree.map(lambda a: a[:600], data), capacity=800)
+    ens = _small_ensemble(spec, hidden=(16,))
+    model = models.ensemble_model(ens, propagation="ts1", epochs=3, batch_size=64, patience=0)
+    example = jax.tree.map(lambda a: a[0], data)
+    hp = models.ModelHParams(learning_rate=3e-3, weight_decay=1e-4, holdout_ratio=0.25)
+    mstate = jax.jit(model.init)(jax.random.PRNGKey(0), example, hp)
+    np.testing.assert_allclose(mstate.opt_state.hyperparams["learning_rate"], 3e-3, rtol=1e-6)
+    np.testing.assert_allclose(mstate.opt_state.hyperparams["weight_decay"], 1e-4, rtol=1e-6)
+
+    fit = jax.jit(model.fit)
+    fitted, info = fit(jax.random.PRNGKey(1), mstate, buf, hp)
+    fit(jax.random.PRNGKey(2), mstate, buf, hp._replace(learning_rate=1e-3, holdout_ratio=0.1))
+    assert fit._cache_size() == 1
+    assert info.train_loss.shape == () and info.holdout_mse.shape == ()
+    assert info.train_loss.dtype == jnp.float32 and np.isfinite([info.train_loss, info.holdout_mse]).all()
+    # The summary is what the algorithms computed by hand from `models.fit`.
+    direct, full = models.fit(ens, mstate, jax.random.PRNGKey(1), buf, epochs=3, batch_size=64,
+                              holdout_ratio=0.25, patience=0)
+    np.testing.assert_allclose(info.train_loss, full.train_loss[-1], rtol=1e-4)
+    np.testing.assert_allclose(info.holdout_mse, full.best_holdout_mse[direct.elites].mean(), rtol=1e-4)
+    assert int(full.num_holdout) == 150
+
+    step = jax.jit(model.step)
+    next_obs, reward, term = step(jax.random.PRNGKey(3), fitted, test.obs[:10], test.action[:10])
+    assert next_obs.shape == (10, 3) and reward.shape == (10,) and term.shape == (10,)
+    assert reward.dtype == jnp.float32 and term.dtype == jnp.bool_ and not term.any()
+    with pytest.raises(ValueError, match="propagation"):
+        models.ensemble_model(ens, propagation="ts2")
+
+
+def test_planner_model_fn_over_particles_matches_the_step():
+    ens = models.make_ensemble(4, 2, 4, 3, (16,), learn_reward=True)
+    mstate = _scrambled_state(ens)
+    model = models.ensemble_model(ens, propagation="tsinf", sample=True)
+    model_fn = models.as_planner_model_fn(model)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
+    action = jnp.array([0.5, -0.2])
+    grouped = model_fn.over_particles(jax.random.PRNGKey(1), mstate, obs, action)
+    direct = model.step(jax.random.PRNGKey(1), mstate, obs, jnp.broadcast_to(action, (5, 2)))
+    for a, b in zip(grouped, direct):
+        np.testing.assert_array_equal(a, b)
+    single = model_fn(jax.random.PRNGKey(2), mstate, obs[0], action)
+    assert single[0].shape == (4,) and single[1].shape == () and single[2].shape == ()
+
+
+def _point_mass_data(key, steps, envs_):
+    env, env_params, spec = envs.make(testing.POINT_MASS_ID)
+    data = jax.jit(lambda k: envs.random_rollout(env, env_params, spec, k, steps, envs_))(key)
+    return spec, jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), data)
+
+
+def test_linear_model_fits_point_mass_dynamics():
+    spec, data = _point_mass_data(jax.random.PRNGKey(0), 60, 8)
+    _, test = _point_mass_data(jax.random.PRNGKey(1), 20, 4)
+    n = data.reward.shape[0]
+    # Unfilled slots hold garbage that a fit over the whole storage would learn from.
+    garbage = jax.tree.map(lambda a: (100.0 * jnp.ones_like(a)).astype(a.dtype), data)
+    storage = jax.tree.map(lambda a, g: jnp.concatenate([a, g[:200]]), data, garbage)
+    buf = buffers.BufferState(storage, jnp.asarray(n, jnp.int32), jnp.asarray(n, jnp.int32))
+    model = testing.linear_model(spec, reward_fn=testing.point_mass_reward_fn)
+    hp = models.ModelHParams(learning_rate=1e-3, weight_decay=0.0, holdout_ratio=0.2)
+    state = model.init(jax.random.PRNGKey(0), jax.tree.map(lambda a: a[0], data), hp)
+    # Before the fit: the observation stays put.
+    np.testing.assert_allclose(model.step(None, state, test.obs, test.action)[0], test.obs)
+    fit = jax.jit(model.fit)
+    state, info = fit(jax.random.PRNGKey(2), state, buf, hp)
+    fit(jax.random.PRNGKey(3), state, buf, hp._replace(weight_decay=1e-3, holdout_ratio=0.0))
+    assert fit._cache_size() == 1
+    next_obs, reward, term = jax.jit(model.step)(jax.random.PRNGKey(4), state, test.obs, test.action)
+    np.testing.assert_allclose(next_obs, test.next_obs, atol=1e-4)
+    np.testing.assert_allclose(reward, test.reward, rtol=1e-4, atol=1e-4)
+    assert term.dtype == jnp.bool_ and not term.any()
+    assert np.isfinite([info.train_loss, info.holdout_mse]).all()
+    _, no_holdout = fit(jax.random.PRNGKey(3), state, buf, hp._replace(holdout_ratio=0.0))
+    assert np.isnan(no_holdout.holdout_mse)
+    # The planner view of a user model: particles share the candidate's action.
+    model_fn = models.as_planner_model_fn(model)
+    particles = model_fn.over_particles(None, state, test.obs[:4], test.action[0])
+    one = model_fn(None, state, test.obs[1], test.action[0])
+    np.testing.assert_allclose(particles[0][1], one[0], rtol=1e-6)
+
+
+# --- shared pieces: the MLP and the optimiser convention ---------------------------------
+
+
+class _DreamerNet(nn.Module):
+    """The actor-critic network as it was written inline before `models.MLP` took it over."""
+
+    hidden_sizes: tuple
+    out_size: int
+    zero_out: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden_sizes:
+            x = nn.Dense(width, use_bias=False, param_dtype=jnp.float32)(x)
+            x = nn.silu(nn.LayerNorm(param_dtype=jnp.float32)(x))
+        init = nn.initializers.zeros if self.zero_out else nn.linear.default_kernel_init
+        return nn.Dense(self.out_size, kernel_init=init, param_dtype=jnp.float32)(x)
+
+
+@pytest.mark.parametrize("zero_out", [False, True])
+def test_mlp_layer_norm_matches_the_inline_network(zero_out):
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 6))
+    ref = _DreamerNet((16, 8), 3, zero_out)
+    mlp = models.MLP((16, 8), 3, layer_norm=True,
+                     output_kernel_init=nn.initializers.zeros if zero_out else nn.linear.default_kernel_init)
+    ref_params, params = ref.init(jax.random.PRNGKey(1), x), mlp.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.structure(ref_params) == jax.tree.structure(params)
+    jax.tree.map(np.testing.assert_array_equal, ref_params, params)
+    np.testing.assert_array_equal(ref.apply(params, x), mlp.apply(params, x))
+    assert "bias" not in params["params"]["Dense_0"]
+
+
+def test_optimizer_step_takes_the_rate_it_is_given():
+    params = {"w": jnp.array([1.0, -2.0])}
+    grads = {"w": jnp.array([0.5, 0.5])}
+    opt = models.adam(1e-3, weight_decay=0.0)
+    state = opt.init(params)
+    frozen, _ = models.optimizer_step(opt, grads, state, params, learning_rate=0.0)
+    np.testing.assert_array_equal(frozen["w"], params["w"])
+    moved, new_state = jax.jit(lambda lr: models.optimizer_step(opt, grads, state, params, learning_rate=lr))(0.1)
+    plain = optax.adam(0.1)
+    updates, _ = plain.update(grads, plain.init(params), params)
+    np.testing.assert_allclose(moved["w"], optax.apply_updates(params, updates)["w"], rtol=1e-6)
+    assert new_state.hyperparams["learning_rate"].dtype == jnp.float32
+    with pytest.raises(KeyError, match="max_grad_norm"):
+        models.set_hyperparams(state, max_grad_norm=1.0)

@@ -64,9 +64,9 @@ def test_discrete_env_with_learned_reward_runs():
     [
         (dict(planner="cem", env_id="CartPole-v1"), "discrete_cem"),
         (dict(planner="discrete_cem"), "continuous"),
-        (dict(horizon=0), "horizon"),
-        (dict(num_elites=50, num_samples=10), "num_elites"),
-        (dict(random_iterations=0), "random_iterations"),
+        (dict(planner_horizon=0), "planner_horizon"),
+        (dict(planner_elites=50, planner_samples=10), "planner_elites"),
+        (dict(warmup_iterations=0), "warmup_iterations"),
         (dict(propagation="ts2"), "propagation"),
         (dict(planner="bogus"), "planner"),
     ],

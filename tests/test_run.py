@@ -66,14 +66,14 @@ def test_bad_input_gets_one_line_errors_and_loses_nothing(straight_run, tmp_path
     out, _ = straight_run
     before = _snapshot(out)
     cases = [
-        (["train", "pets", "--preset", "tiny", "--set", "horizn=3", "--out", str(tmp_path / "a")], "Did you mean horizon"),
-        (["train", "pets", "--preset", "tiny", "--set", "horizon=abc", "--out", str(tmp_path / "b")], "not a valid int"),
-        (["train", "pets", "--preset", "tiny", "--set", "horizon=0", "--out", str(tmp_path / "c")], "horizon must be"),
+        (["train", "pets", "--preset", "tiny", "--set", "planner_horizn=3", "--out", str(tmp_path / "a")], "Did you mean planner_horizon"),
+        (["train", "pets", "--preset", "tiny", "--set", "planner_horizon=abc", "--out", str(tmp_path / "b")], "not a valid int"),
+        (["train", "pets", "--preset", "tiny", "--set", "planner_horizon=0", "--out", str(tmp_path / "c")], "planner_horizon must be"),
         (["train", "pets", "--env", "Pendulum-v9", "--out", str(tmp_path / "d")], "Unknown environment"),
         (["train", "petz", "--out", str(tmp_path / "e")], "Did you mean pets"),
         (["train", "pets", "--preset", "tiny", "--out", out], "already holds a run"),
         (["train", "pets", "--preset", "tiny", "--set", "num_iterations=5", "steps_per_iteration=10",
-          "horizon=7", "--seeds", "2", "--out", out, "--resume"], "horizon (5 -> 7)"),
+          "planner_horizon=7", "--seeds", "2", "--out", out, "--resume"], "planner_horizon (5 -> 7)"),
     ]
     for argv, message in cases:
         assert _cli(*argv) == 2, argv
@@ -181,9 +181,9 @@ def test_cli_help_plot_envs_and_diagnose(straight_run, tmp_path, capsys):
 
 def test_config_file_then_set_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("horizon: 9\nnum_particles: 3\nplanner_alpha: 0.25\n")
-    algo, cfg, hp = run.resolve("pets", preset="tiny", file=str(path), overrides={"horizon": "11"})
-    assert cfg.horizon == 11 and cfg.num_particles == 3 and hp.planner_alpha == 0.25
+    path.write_text("planner_horizon: 9\nplanner_particles: 3\nplanner_alpha: 0.25\n")
+    algo, cfg, hp = run.resolve("pets", preset="tiny", file=str(path), overrides={"planner_horizon": "11"})
+    assert cfg.planner_horizon == 11 and cfg.planner_particles == 3 and hp.planner_alpha == 0.25
     assert cfg.num_members == pets.Config.tiny().num_members
 
 
@@ -202,8 +202,8 @@ def test_sweep_cli_writes_summary_table_and_plot(tmp_path, capsys):
 
 def test_grid_over_a_static_field_is_one_program_per_value():
     algo, cfg, hp = run.resolve("pets", preset="tiny")
-    static, swept = run._sweep.parse_grid("pets", algo, cfg, hp, {"horizon": "3,5", "discount": "0.9,0.99",
-                                                                  "hidden_sizes": "8,8;16"})
-    assert static == {"horizon": [3, 5], "hidden_sizes": [(8, 8), (16,)]} and swept == {"discount": [0.9, 0.99]}
+    static, swept = run._sweep.parse_grid("pets", algo, cfg, hp, {"planner_horizon": "3,5", "discount": "0.9,0.99",
+                                                                  "model_hidden_sizes": "8,8;16"})
+    assert static == {"planner_horizon": [3, 5], "model_hidden_sizes": [(8, 8), (16,)]} and swept == {"discount": [0.9, 0.99]}
     with pytest.raises(run.UsageError, match="not a valid int"):
-        run._sweep.parse_grid("pets", algo, cfg, hp, {"horizon": "3,x"})
+        run._sweep.parse_grid("pets", algo, cfg, hp, {"planner_horizon": "3,x"})

@@ -1,3 +1,4 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,11 +90,11 @@ def test_update_moves_targets_by_tau():
     state = agent.init(jax.random.PRNGKey(0))
     batch = _batch(jax.random.PRNGKey(2), [False, False])
     update = jax.jit(agent.update)
-    hard, _ = update(state, batch, sac.SACHParams(tau=1.0), jax.random.PRNGKey(3))
+    hard, _ = update(state, batch, sac.SACHParams(target_tau=1.0), jax.random.PRNGKey(3))
     jax.tree.map(np.testing.assert_array_equal, hard.target_critic_params, hard.critic_params)
-    frozen, _ = update(state, batch, sac.SACHParams(tau=0.0), jax.random.PRNGKey(3))
+    frozen, _ = update(state, batch, sac.SACHParams(target_tau=0.0), jax.random.PRNGKey(3))
     jax.tree.map(np.testing.assert_array_equal, frozen.target_critic_params, state.target_critic_params)
-    half, _ = update(state, batch, sac.SACHParams(tau=0.5), jax.random.PRNGKey(3))
+    half, _ = update(state, batch, sac.SACHParams(target_tau=0.5), jax.random.PRNGKey(3))
     expected = jax.tree.map(lambda p, t: 0.5 * p + 0.5 * t, half.critic_params, state.target_critic_params)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6), half.target_critic_params, expected)
 
@@ -136,3 +137,52 @@ def test_critic_learns_a_one_step_bandit():
 def test_make_sac_rejects_bad_bounds():
     with pytest.raises(ValueError, match="high > low"):
         sac.make_sac(3, 1, low=1.0, high=1.0)
+
+
+class _InlineActor(nn.Module):
+    """The actor as it was written before `models.MLP` took its layers over."""
+
+    action_dim: int
+    hidden_sizes: tuple
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width, param_dtype=jnp.float32)(x))
+        return nn.Dense(2 * self.action_dim, param_dtype=jnp.float32)(x)
+
+
+def test_networks_keep_their_parameter_tree_and_initial_values():
+    agent = sac.make_sac(3, 2, hidden_sizes=(16, 8))
+    state = agent.init(jax.random.PRNGKey(0))
+    k_actor, k_critic = jax.random.split(jax.random.PRNGKey(0))
+    ref = _InlineActor(2, (16, 8)).init(k_actor, jnp.zeros((3,)))
+    assert jax.tree.structure(ref) == jax.tree.structure(state.actor_params)
+    jax.tree.map(np.testing.assert_array_equal, ref, state.actor_params)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+    out = _InlineActor(2, (16, 8)).apply(ref, obs)
+    mean, log_std = agent.actor.apply(state.actor_params, obs)
+    np.testing.assert_array_equal(mean, out[:, :2])
+    np.testing.assert_array_equal(log_std, jnp.clip(out[:, 2:], sac.LOG_STD_MIN, sac.LOG_STD_MAX))
+    # Each twin critic: Dense_0 reads [obs, action], Dense_2 gives one value.
+    assert state.critic_params["params"]["Dense_0"]["kernel"].shape == (2, 5, 16)
+    assert state.critic_params["params"]["Dense_2"]["kernel"].shape == (2, 8, 1)
+
+
+def test_learning_rates_are_read_at_every_update():
+    agent = sac.make_sac(3, 1, hidden_sizes=(8,))
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = _batch(jax.random.PRNGKey(2), [False, False])
+
+    def run(actor_lr):
+        hp = sac.SACHParams(actor_learning_rate=actor_lr)
+        return agent.update(state, batch, hp, jax.random.PRNGKey(3))[0]
+
+    swept = jax.jit(jax.vmap(run))(jnp.array([0.0, 1e-2], jnp.float32))
+    frozen = jax.tree.map(lambda a: a[0], swept)
+    moved = jax.tree.map(lambda a: a[1], swept)
+    jax.tree.map(np.testing.assert_array_equal, frozen.actor_params, state.actor_params)
+    assert not np.allclose(moved.actor_params["params"]["Dense_0"]["kernel"],
+                           state.actor_params["params"]["Dense_0"]["kernel"])
+    # The critic's rate was the same in both lanes.
+    jax.tree.map(np.testing.assert_array_equal, frozen.critic_params, moved.critic_params)

@@ -11,9 +11,32 @@ if "xla_cpu_enable_concurrency_optimized_scheduler" not in _os.environ.get("XLA_
         _os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_concurrency_optimized_scheduler=false"
     ).strip()
 
-from jaxmbrl import agents, algorithms, buffers, envs, models, planning, testing, types
-from jaxmbrl.types import Transition
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 __all__ = ["Transition", "agents", "algorithms", "buffers", "envs", "models", "planning", "testing", "types", "__version__"]
+
+# Subpackages load on first attribute access (PEP 562): `import jaxmbrl` (and so the
+# command line's --help) must not pay for gymnax, flax, optax and every algorithm.
+_SUBMODULES = frozenset({"agents", "algorithms", "buffers", "envs", "models", "planning", "run", "testing", "types"})
+
+if _TYPE_CHECKING:  # static analysers see the eager imports
+    from jaxmbrl import agents, algorithms, buffers, envs, models, planning, testing, types
+    from jaxmbrl.types import Transition
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "Transition":
+        value = importlib.import_module(f"{__name__}.types").Transition
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)

@@ -8,13 +8,21 @@ import sys
 EXAMPLES = """\
 examples:
   jaxmbrl train pets --env Pendulum-v1 --seeds 5 --out runs/pets_pendulum
-  jaxmbrl train pets --preset tiny --set horizon=10 num_particles=4 --out runs/quick
+  jaxmbrl train pets --preset tiny --set planner_horizon=10 planner_particles=4 --out runs/quick
   jaxmbrl train pets --out runs/pets_pendulum --resume          # continue after an interruption
-  jaxmbrl sweep pets --seeds 3 --grid planner_alpha=0.0,0.1,0.3 --grid horizon=10,20 --out runs/sweep
+  jaxmbrl sweep pets --seeds 3 --grid planner_alpha=0.0,0.1,0.3 --grid planner_horizon=10,20 --out runs/sweep
+  jaxmbrl --import my_envs train pets --env MyEnv-v0 --out runs/mine   # a module that registers an env
+  jaxmbrl fields pets                                            # static vs sweepable fields, defaults, ranges
   jaxmbrl plot runs/pets_pendulum runs/sweep --out curves.png
   jaxmbrl diagnose runs/pets_pendulum --horizon 20
   jaxmbrl envs
 """
+
+
+def _algorithm_help() -> str:
+    from jaxmbrl.algorithms import _registry
+
+    return "algorithm: " + ", ".join(_registry.algorithm_names())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common_run_args(p):
-    p.add_argument("algorithm", help="algorithm: pets, dyna, mbpo, dreamer")
+    p.add_argument("algorithm", help=_algorithm_help())
     p.add_argument("--env", help="environment id (see `jaxmbrl envs`)")
     p.add_argument("--seeds", type=int, default=1, help="seeds, vmapped in one program (default 1)")
     p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
@@ -42,6 +50,8 @@ def _common_run_args(p):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxmbrl", description="Model-based RL in JAX: whole training loops compiled to one program.",
                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (it may register environments, planners or algorithms); repeatable")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("train", help="train one config over seeds", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="learning_curves.png")
     p.add_argument("--metric", default="episode_return")
     sub.add_parser("envs", help="supported environments, their spaces and fitting algorithms")
+    p = sub.add_parser("fields", help="every field of an algorithm: static (one program each) or sweepable")
+    p.add_argument("algorithm", help=_algorithm_help())
     p = sub.add_parser("diagnose", help="k-step open-loop prediction error of a run's learned model")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--horizon", type=int, default=15)
@@ -119,6 +131,18 @@ def _plot(args):
     return 0
 
 
+def fitting_algorithms(spec):
+    """`[(name, note)]` of the registered algorithms whose `supports(spec)` accepts it."""
+    from jaxmbrl.algorithms import _registry
+
+    out = []
+    for name in _registry.algorithm_names():
+        note = _registry.load_algorithm(name).supports(spec)
+        if note is not None:
+            out.append((name, note))
+    return out
+
+
 def _envs(args):
     from jaxmbrl import envs
 
@@ -130,12 +154,22 @@ def _envs(args):
             print(f"{env_id:<26} unavailable: {str(err).splitlines()[0][:60]}")
             continue
         actions = f"discrete({spec.num_actions})" if spec.discrete else f"box({spec.action_dim}) [{spec.low[0]:g},{spec.high[0]:g}]"
-        known = env_id in envs.known_ids()
-        fits = ["pets" + ("" if known else " (learn_reward=True)")]
-        fits.append("dyna" if spec.discrete else "mbpo")
-        if spec.max_steps >= 1:
-            fits.append("dreamer" + (" (cnn)" if len(spec.obs_shape) == 3 else ""))
+        fits = [name + (f" ({note})" if note else "") for name, note in fitting_algorithms(spec)]
         print(f"{env_id:<26} {str(spec.obs_shape):<14} {actions:<20} {', '.join(fits)}")
+    return 0
+
+
+def _fields(args):
+    from jaxmbrl.algorithms._contract import fields_of
+    from jaxmbrl.run import _config
+
+    algo = _config.get_algorithm(args.algorithm)
+    print(f"{args.algorithm}: static fields compile one program per value; sweepable fields "
+          f"(traced floats) share one program (jaxmbrl sweep vmaps them)")
+    print(f"{'field':<26} {'kind':<10} {'default':<24} range")
+    for f in fields_of(algo):
+        default = dict(f.default) if hasattr(f.default, "items") else f.default
+        print(f"{f.name:<26} {f.kind:<10} {str(default):<24} {'' if f.range is None else f.range}")
     return 0
 
 
@@ -150,6 +184,22 @@ def _diagnose(args):
     return 0
 
 
+def _import_modules(names):
+    """Imports each `--import` module (found on sys.path and in the working directory)."""
+    import importlib
+
+    from jaxmbrl.run import UsageError
+
+    if names and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise UsageError(f"--import {name}: {str(err).splitlines()[0]}; put the module on PYTHONPATH "
+                             f"or in the working directory.") from None
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -159,8 +209,10 @@ def main(argv=None) -> int:
     from jaxmbrl.envs import UnknownEnvError
     from jaxmbrl.run import CheckpointError, UsageError
 
-    handlers = {"train": _train, "sweep": _sweep, "plot": _plot, "envs": _envs, "diagnose": _diagnose}
+    handlers = {"train": _train, "sweep": _sweep, "plot": _plot, "envs": _envs, "fields": _fields,
+                "diagnose": _diagnose}
     try:
+        _import_modules(args.imports)
         return handlers[args.command](args)
     except (UsageError, UnknownEnvError, CheckpointError, FileNotFoundError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -61,3 +61,54 @@ class TerminationFn(Protocol):
 
 
 StepFn = Callable[..., Any]
+
+
+class Range(NamedTuple):
+    """The valid interval of a float setting, for range checks and `jaxmbrl fields`.
+
+    `Range(0, inf, low_open=True)` is (0, inf); bounds are inclusive unless open.
+    """
+
+    low: float = float("-inf")
+    high: float = float("inf")
+    low_open: bool = False
+    high_open: bool = False
+
+    def __str__(self) -> str:
+        lo = "(" if self.low_open or self.low == float("-inf") else "["
+        hi = ")" if self.high_open or self.high == float("inf") else "]"
+        return f"{lo}{self.low:g}, {self.high:g}{hi}"
+
+    def contains(self, value):
+        """Elementwise membership for concrete values (numpy); NaN is never inside."""
+        import numpy as np
+
+        v = np.asarray(value, np.float64)
+        # An infinite bound is never a valid value: inf learning rates or decays are divergence.
+        above = v > self.low if self.low_open or self.low == float("-inf") else v >= self.low
+        below = v < self.high if self.high_open or self.high == float("inf") else v <= self.high
+        return above & below
+
+
+def check_ranges(owner: str, values: Any, ranges: "dict[str, Range]") -> None:
+    """Raises `ValueError` naming the first field of `values` outside its `Range`.
+
+    `values` is a NamedTuple of floats or arrays (a batch of sweep points is checked
+    elementwise). Traced values are skipped: ranges are checked where values are
+    concrete (the command line, `Config.validate_hparams`), never inside a trace.
+    """
+    import numpy as np
+
+    for name, value in values._asdict().items():
+        rng = ranges.get(name)
+        if rng is None or isinstance(value, jax.core.Tracer):
+            continue
+        if value is None:
+            raise ValueError(f"{owner}.{name} is None; it must be a float in {rng}.")
+        try:
+            ok = rng.contains(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{owner}.{name}={value!r:.40} is not a float; it must lie in {rng}.") from None
+        if not np.all(ok):
+            bad = np.asarray(value, np.float64).reshape(-1)[~np.asarray(ok).reshape(-1)][0]
+            raise ValueError(f"{owner}.{name}={bad:g} is out of range: it must lie in {rng}.")

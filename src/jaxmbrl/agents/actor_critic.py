@@ -15,6 +15,9 @@ imagined trajectories and:
 Continuous actions: a Normal with tanh-bounded mean and std in [min_std, max_std] over
 [-1, 1], clipped and rescaled to the env's [low, high]. Discrete: a categorical with a
 1% uniform mix.
+
+Both networks are `models.MLP`s with DreamerV3's LayerNorm blocks (the critic's output
+starts at zero); both optimisers are `models.adam` with gradient clipping.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxmbrl.agents import returns as returns_lib
+from jaxmbrl.models._networks import MLP
+from jaxmbrl.models._optim import adam, optimizer_step
 from jaxmbrl.models._rssm import symexp, symlog
 from jaxmbrl.types import Array, Params, PRNGKey
 
@@ -43,35 +48,25 @@ __all__ = [
 ]
 
 
+# DreamerV3's Adam: epsilon 1e-5, gradients clipped by global norm. The learning rate
+# and clip norm are written into the state at every step, so one transformation (and
+# one state layout) serves every call; 100.0 is only the value `init` stores.
+_ADAM = adam(eps=1e-5, max_grad_norm=100.0)
+
+
 def adam_init(params: Params):
     """The optimiser state `clipped_adam_step` expects."""
-    return optax.scale_by_adam(eps=1e-5).init(params)
+    return _ADAM.init(params)
 
 
 def clipped_adam_step(grads, opt_state, params, learning_rate, max_norm: float):
-    """Adam on gradients clipped to global norm `max_norm`; the learning rate is applied
-    outside Adam so a traced value is read at every step (sweepable under vmap).
-    Returns `(params, opt_state, grad_norm)`."""
-    norm = optax.tree.norm(grads)
-    factor = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
-    grads = jax.tree.map(lambda g: g * factor, grads)
-    direction, opt_state = optax.scale_by_adam(eps=1e-5).update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, d: p - learning_rate * d, params, direction)
-    return params, opt_state, norm
+    """Adam on gradients clipped to global norm `max_norm` (both may be traced).
 
-
-class _Net(nn.Module):
-    hidden_sizes: Sequence[int]
-    out_size: int
-    zero_out: bool = False
-
-    @nn.compact
-    def __call__(self, x):
-        for width in self.hidden_sizes:
-            x = nn.Dense(width, use_bias=False, param_dtype=jnp.float32)(x)
-            x = nn.silu(nn.LayerNorm(param_dtype=jnp.float32)(x))
-        init = nn.initializers.zeros if self.zero_out else nn.linear.default_kernel_init
-        return nn.Dense(self.out_size, kernel_init=init, param_dtype=jnp.float32)(x)
+    Returns `(params, opt_state, grad_norm)`, the norm before clipping.
+    """
+    params, opt_state = optimizer_step(_ADAM, grads, opt_state, params, learning_rate=learning_rate,
+                                       max_grad_norm=max_norm)
+    return params, opt_state, optax.tree.norm(grads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +93,7 @@ class ActorCriticHParams(NamedTuple):
     discount: Any = 0.99
     lambda_: Any = 0.95
     entropy: Any = 3e-4
-    slow_critic_tau: Any = 0.02
+    target_tau: Any = 0.02  # Polyak step of the slow critic
     return_decay: Any = 0.99
 
 
@@ -150,8 +145,9 @@ def make_actor_critic(feature_size: int, action_dim: int, *, discrete: bool, low
             raise ValueError(f"Every action bound needs high > low, got low={low}, high={high}.")
     cfg = ActorCriticConfig(int(feature_size), int(action_dim), bool(discrete), tuple(low), tuple(high),
                             tuple(int(h) for h in hidden_sizes))
-    actor = _Net(cfg.hidden_sizes, cfg.action_dim if discrete else 2 * cfg.action_dim)
-    critic = _Net(cfg.hidden_sizes, 1, zero_out=True)
+    actor = MLP(cfg.hidden_sizes, cfg.action_dim if discrete else 2 * cfg.action_dim, layer_norm=True)
+    # A zero output layer: the critic starts out predicting a return of zero.
+    critic = MLP(cfg.hidden_sizes, 1, layer_norm=True, output_kernel_init=nn.initializers.zeros)
     if not discrete:
         low_a, high_a = jnp.asarray(cfg.low, jnp.float32), jnp.asarray(cfg.high, jnp.float32)
 
@@ -230,8 +226,7 @@ def make_actor_critic(feature_size: int, action_dim: int, *, discrete: bool, low
                                                        hp.actor_learning_rate, cfg.max_grad_norm)
         critic_params, critic_opt, _ = clipped_adam_step(critic_grads, state.critic_opt, state.critic_params,
                                                          hp.critic_learning_rate, cfg.max_grad_norm)
-        tau = hp.slow_critic_tau
-        slow = jax.tree.map(lambda c, s: tau * c + (1 - tau) * s, critic_params, state.slow_critic_params)
+        slow = optax.incremental_update(critic_params, state.slow_critic_params, hp.target_tau)
         new_state = ActorCriticState(actor_params, critic_params, slow, actor_opt, critic_opt, return_scale)
         info = UpdateInfo(actor_loss, critic_loss, ent, rets.mean(), baseline.mean(), scale)
         return new_state, info

@@ -5,9 +5,10 @@ the learner's whole state is the `DQNState` pytree. The TD target stops bootstra
 at `terminated`: a time-limit `truncated` transition bootstraps like any other.
 
 The target network moves towards the online one every `target_update_period` updates by
-`target_params <- tau * params + (1 - tau) * target_params`: `tau=1` is DQN's periodic
-hard copy, `target_update_period=1` with a small `tau` is Polyak averaging. `tau` and the
-learning rate may be traced, so they sweep under `vmap`.
+`target_params <- target_tau * params + (1 - target_tau) * target_params`: `target_tau=1`
+is DQN's periodic hard copy, `target_update_period=1` with a small `target_tau` is Polyak
+averaging. `target_tau` and the learning rate may be traced, so they sweep under `vmap`.
+The Q network is a `models.MLP` (ReLU) and the optimiser `models.adam` (clipped).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmbrl.models._networks import MLP
+from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
 from jaxmbrl.types import Array, Params, PRNGKey, Transition
 
 __all__ = [
@@ -43,12 +46,13 @@ class QNetwork(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     dtype: Any = jnp.float32
 
-    @nn.compact
+    def setup(self):
+        self.net = MLP(self.hidden_sizes, self.num_actions, activation=nn.relu, dtype=self.dtype)
+        # The MLP's layers sit directly in this module's parameters (`Dense_0`, ...).
+        nn.share_scope(self, self.net)
+
     def __call__(self, x: Array) -> Array:
-        x = x.astype(self.dtype)
-        for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width, dtype=self.dtype, param_dtype=jnp.float32)(x))
-        return nn.Dense(self.num_actions, dtype=self.dtype, param_dtype=jnp.float32)(x)
+        return self.net(x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +93,14 @@ class DQN(NamedTuple):
     Attributes:
       config: the static `DQNConfig`.
       network: the flax `QNetwork`.
-      optimizer: the optax transformation (Adam, learning rate injectable).
+      optimizer: the `models.adam` transformation (gradient clipping, learning rate
+        injectable).
       init: `init(key, learning_rate=None) -> DQNState`.
       q_values: `q_values(params, obs [..., *obs_shape]) -> [..., A]`.
       act: `act(key, params, obs [*obs_shape], epsilon) -> [] int32`, epsilon-greedy.
-      update: `update(state, batch: Transition [B], discount, tau=1.0) ->
-        (DQNState, UpdateInfo)`, one gradient step plus the target schedule.
+      update: `update(state, batch: Transition [B], discount, target_tau=1.0,
+        learning_rate=None) -> (DQNState, UpdateInfo)`, one gradient step plus the target
+        schedule; a given `learning_rate` replaces the one in the state.
     """
 
     config: DQNConfig
@@ -164,10 +170,6 @@ def td_target(
     return reward.astype(jnp.float32) + discount * not_done * bootstrap
 
 
-def _optimizer(learning_rate, max_grad_norm):
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
-
-
 def make_dqn(
     obs_shape: int | Sequence[int],
     num_actions: int,
@@ -208,9 +210,7 @@ def make_dqn(
     if any(h < 1 for h in cfg.hidden_sizes):
         raise ValueError(f"hidden_sizes must be positive widths, got {hidden_sizes!r}.")
     network = QNetwork(cfg.num_actions, cfg.hidden_sizes)
-    optimizer = optax.inject_hyperparams(_optimizer)(
-        learning_rate=learning_rate, max_grad_norm=cfg.max_grad_norm
-    )
+    optimizer = adam(learning_rate, max_grad_norm=cfg.max_grad_norm)
 
     def q_values(params: Params, obs: Array) -> Array:
         batch = obs.shape[: obs.ndim - len(cfg.obs_shape)]
@@ -218,9 +218,7 @@ def make_dqn(
 
     def init(key: PRNGKey, learning_rate: Optional[Array] = None) -> DQNState:
         params = network.init(key, jnp.zeros((cfg.obs_dim,), jnp.float32))
-        opt_state = optimizer.init(params)
-        if learning_rate is not None:
-            opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
+        opt_state = set_hyperparams(optimizer.init(params), learning_rate=learning_rate)
         return DQNState(params, params, opt_state, jnp.zeros((), jnp.int32))
 
     def act(key: PRNGKey, params: Params, obs: Array, epsilon: Array) -> Array:
@@ -239,13 +237,14 @@ def make_dqn(
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def update(state: DQNState, batch: Transition, discount: Array, tau: Array = 1.0):
+    def update(state: DQNState, batch: Transition, discount: Array, target_tau: Array = 1.0,
+               learning_rate: Optional[Array] = None):
         grads, info = grad_fn(state.params, state.target_params, batch, discount)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params, opt_state = optimizer_step(optimizer, grads, state.opt_state, state.params,
+                                           learning_rate=learning_rate)
         num_updates = state.num_updates + 1
         move = num_updates % cfg.target_update_period == 0
-        tau = jnp.where(move, jnp.asarray(tau, jnp.float32), 0.0)
+        tau = jnp.where(move, jnp.asarray(target_tau, jnp.float32), 0.0)
         target_params = optax.incremental_update(params, state.target_params, tau)
         return DQNState(params, target_params, opt_state, num_updates), info
 

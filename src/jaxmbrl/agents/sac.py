@@ -5,12 +5,14 @@
 float hyperparameters are a `SACHParams` passed to `update`, so they sweep under `vmap`.
 
 - Twin Q networks (the minimum of the two targets curbs over-estimation) and target
-  copies moved by Polyak averaging after every update.
+  copies moved by Polyak averaging (`target_tau`) after every update.
 - A tanh-squashed Gaussian policy. Networks see the squashed action in [-1, 1]; `act`
   and the replay buffer use the environment's raw actions in [low, high].
 - Automatic entropy tuning towards `target_entropy` (default -|A|).
 - The TD target stops bootstrapping only at `terminated`: a time-limit `truncated`
   transition bootstraps like any other.
+- Networks are `models.MLP`s (ReLU) and every optimiser is `models.adam`, its learning
+  rate written in from `SACHParams` at each update.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmbrl.models._networks import MLP
+from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
 from jaxmbrl.types import Array, Params, PRNGKey, Transition
 
 __all__ = [
@@ -52,13 +56,13 @@ class Actor(nn.Module):
     action_dim: int
     hidden_sizes: Sequence[int] = (256, 256)
 
-    @nn.compact
+    def setup(self):
+        self.net = MLP(self.hidden_sizes, 2 * self.action_dim, activation=nn.relu)
+        # The MLP's layers sit directly in this module's parameters (`Dense_0`, ...).
+        nn.share_scope(self, self.net)
+
     def __call__(self, obs: Array) -> Tuple[Array, Array]:
-        x = obs.astype(jnp.float32)
-        for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width, param_dtype=jnp.float32)(x))
-        out = nn.Dense(2 * self.action_dim, param_dtype=jnp.float32)(x)
-        mean, log_std = jnp.split(out, 2, axis=-1)
+        mean, log_std = jnp.split(self.net(obs.astype(jnp.float32)), 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
 
@@ -67,12 +71,13 @@ class Critic(nn.Module):
 
     hidden_sizes: Sequence[int] = (256, 256)
 
-    @nn.compact
+    def setup(self):
+        self.net = MLP(self.hidden_sizes, 1, activation=nn.relu)
+        nn.share_scope(self, self.net)
+
     def __call__(self, obs: Array, action: Array) -> Array:
         x = jnp.concatenate([obs.astype(jnp.float32), action.astype(jnp.float32)], -1)
-        for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width, param_dtype=jnp.float32)(x))
-        return nn.Dense(1, param_dtype=jnp.float32)(x)[..., 0]
+        return self.net(x)[..., 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +103,7 @@ class SACHParams(NamedTuple):
     critic_learning_rate: Any = 3e-4
     alpha_learning_rate: Any = 3e-4
     discount: Any = 0.99
-    tau: Any = 0.005  # Polyak step of the target critics
+    target_tau: Any = 0.005  # Polyak step of the target critics
     init_alpha: Any = 1.0  # read by `init` only
 
 
@@ -188,16 +193,8 @@ def td_target(
 
 
 def polyak(params: Params, target_params: Params, tau: Array) -> Params:
-    """`tau * params + (1 - tau) * target_params`, leaf by leaf."""
-    return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, params, target_params)
-
-
-def _adam_step(grads, opt_state, params, learning_rate):
-    # The learning rate is applied outside Adam so that it is read from the traced
-    # hyperparameters at every update (sweepable) rather than frozen in the opt state.
-    direction, opt_state = optax.scale_by_adam().update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, d: p - learning_rate * d, params, direction)
-    return params, opt_state
+    """`tau * params + (1 - tau) * target_params`, leaf by leaf (`optax.incremental_update`)."""
+    return optax.incremental_update(params, target_params, tau)
 
 
 def make_sac(
@@ -236,7 +233,8 @@ def make_sac(
     actor = Actor(action_dim, cfg.hidden_sizes)
     critic = Critic(cfg.hidden_sizes)
     low_a, high_a = jnp.asarray(low_t, jnp.float32), jnp.asarray(high_t, jnp.float32)
-    adam = optax.scale_by_adam()
+    # One transformation for all three learners: each state holds its own learning rate.
+    opt = adam()
 
     def flat(obs):
         batch = obs.shape[: obs.ndim - len(cfg.obs_shape)]
@@ -265,10 +263,10 @@ def make_sac(
             actor_params=actor_params,
             critic_params=critic_params,
             target_critic_params=critic_params,
-            actor_opt_state=adam.init(actor_params),
-            critic_opt_state=adam.init(critic_params),
+            actor_opt_state=set_hyperparams(opt.init(actor_params), learning_rate=hp.actor_learning_rate),
+            critic_opt_state=set_hyperparams(opt.init(critic_params), learning_rate=hp.critic_learning_rate),
             log_alpha=log_alpha,
-            alpha_opt_state=adam.init(log_alpha),
+            alpha_opt_state=set_hyperparams(opt.init(log_alpha), learning_rate=hp.alpha_learning_rate),
             num_updates=jnp.zeros((), jnp.int32),
         )
 
@@ -309,17 +307,17 @@ def make_sac(
             state.critic_params, state.target_critic_params, state.actor_params, alpha, batch,
             hp.discount, k_critic,
         )
-        critic_params, critic_opt = _adam_step(c_grads, state.critic_opt_state, state.critic_params,
-                                               hp.critic_learning_rate)
+        critic_params, critic_opt = optimizer_step(opt, c_grads, state.critic_opt_state, state.critic_params,
+                                                   learning_rate=hp.critic_learning_rate)
         (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params, critic_params, alpha, flat(batch.obs), k_actor
         )
-        actor_params, actor_opt = _adam_step(a_grads, state.actor_opt_state, state.actor_params,
-                                             hp.actor_learning_rate)
+        actor_params, actor_opt = optimizer_step(opt, a_grads, state.actor_opt_state, state.actor_params,
+                                                 learning_rate=hp.actor_learning_rate)
         t_loss, t_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, logp)
-        log_alpha, alpha_opt = _adam_step(t_grad, state.alpha_opt_state, state.log_alpha,
-                                          hp.alpha_learning_rate)
-        target = polyak(critic_params, state.target_critic_params, hp.tau)
+        log_alpha, alpha_opt = optimizer_step(opt, t_grad, state.alpha_opt_state, state.log_alpha,
+                                              learning_rate=hp.alpha_learning_rate)
+        target = optax.incremental_update(critic_params, state.target_critic_params, hp.target_tau)
         new_state = SACState(actor_params, critic_params, target, actor_opt, critic_opt,
                              log_alpha, alpha_opt, state.num_updates + 1)
         return new_state, UpdateInfo(c_loss, a_loss, t_loss, alpha, -logp.mean(), q_mean)

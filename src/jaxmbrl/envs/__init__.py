@@ -1,6 +1,19 @@
-"""Environments: gymnax construction, specs, adapters, known reward/termination, oracles."""
-from jaxmbrl.envs._dyna_maze import DynaMaze
-from jaxmbrl.envs._known import known_ids, register_known, reward_fn, termination_fn
+"""Environments: gymnax construction, specs, adapters, known reward/termination, oracles.
+
+An algorithm gets its environment from `resolve(env_id, env_kwargs, env)`: a
+registered id (`make`, cached), an unregistered env object or an `(env, params)` pair.
+gymnax is imported on first use (a `make`, a spec), not by `import jaxmbrl.envs`.
+"""
+from jaxmbrl.envs._known import (
+    known_ids,
+    known_reward,
+    known_termination,
+    never_terminates,
+    register_known,
+    reward_fn,
+    termination_fn,
+)
+from jaxmbrl.envs._kwargs import freeze_kwargs
 from jaxmbrl.envs._make import (
     EnvSpec,
     UnknownEnvError,
@@ -16,10 +29,57 @@ from jaxmbrl.envs._make import (
     rollout,
     spec_of,
     step,
-    true_model,
 )
+from jaxmbrl.envs._resolve import example_transition, resolve, true_model
 
-register("DynaMaze", DynaMaze)
+# Subclasses of gymnax's Environment: loaded when first asked for, not at import.
+_LAZY = {"DynaMaze": "jaxmbrl.envs._dyna_maze"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+def _dyna_maze(**kwargs):
+    """`DynaMaze(**kwargs)`, importing it (and gymnax) on the first `make("DynaMaze")`."""
+    from jaxmbrl.envs._dyna_maze import DynaMaze
+
+    return DynaMaze(**kwargs)
+
+
+def _point_mass(**kwargs):
+    """The `jaxmbrl.testing` fixture env, reachable by id (CLI) without importing gymnax."""
+    from jaxmbrl.testing._point_mass import PointMass
+
+    return PointMass(**kwargs)
+
+
+def _point_mass_params():
+    from jaxmbrl.testing._point_mass import EnvParams
+
+    return EnvParams()
+
+
+def _point_mass_reward(params):
+    from jaxmbrl.testing._point_mass import make_point_mass_reward_fn
+
+    return make_point_mass_reward_fn(params)
+
+
+register("DynaMaze", _dyna_maze)
+# `jaxmbrl.testing` registers the same env again (eagerly) when imported.
+register("PointMass-jaxmbrl", _point_mass)
+register_known("PointMass-jaxmbrl", _point_mass_params, _point_mass_reward)
 
 __all__ = [
     "DynaMaze",
@@ -28,14 +88,20 @@ __all__ = [
     "batch_reset",
     "batch_step",
     "encode_action",
+    "example_transition",
+    "freeze_kwargs",
     "known_ids",
+    "known_reward",
+    "known_termination",
     "make",
+    "never_terminates",
     "random_action",
     "random_rollout",
     "register",
     "register_known",
     "registered_ids",
     "reset",
+    "resolve",
     "reward_fn",
     "rollout",
     "spec_of",

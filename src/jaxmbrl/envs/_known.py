@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import jax.numpy as jnp
 
-from jaxmbrl.types import RewardFn, TerminationFn
+from jaxmbrl.types import Array, RewardFn, TerminationFn
 
 
 class _KnownFns(NamedTuple):
@@ -23,14 +23,18 @@ class _KnownFns(NamedTuple):
     termination: Callable[[Any], TerminationFn]
 
 
+def never_terminates(obs: Array, action: Array, next_obs: Array) -> Array:
+    """The termination function of an env without terminal states: [] bool False.
+
+    The fallback when `known_termination` knows none (a time limit is `truncated`).
+    """
+    del obs, action, next_obs
+    return jnp.zeros((), jnp.bool_)
+
+
 def _never_terminates(params) -> TerminationFn:
     del params
-
-    def termination_fn(obs, action, next_obs):
-        del obs, action, next_obs
-        return jnp.zeros((), jnp.bool_)
-
-    return termination_fn
+    return never_terminates
 
 
 # --- Pendulum-v1 -----------------------------------------------------------------------
@@ -229,3 +233,21 @@ def termination_fn(env_id: str, env_params=None) -> TerminationFn:
     """
     known = _lookup(env_id)
     return known.termination(known.default_params() if env_params is None else env_params)
+
+
+def known_reward(env_id: Any, env_params=None) -> Optional[RewardFn]:
+    """`reward_fn(env_id, env_params)`, or None when jaxmbrl knows no reward for `env_id`."""
+    if not isinstance(env_id, str) or env_id not in _KNOWN:
+        return None
+    return reward_fn(env_id, env_params)
+
+
+def known_termination(env_id: Any, env_params=None) -> Optional[TerminationFn]:
+    """`termination_fn(env_id, env_params)`, or None when jaxmbrl knows none for `env_id`.
+
+    Callers that must terminate somehow write
+    `known_termination(env_id, params) or never_terminates`.
+    """
+    if not isinstance(env_id, str) or env_id not in _KNOWN:
+        return None
+    return termination_fn(env_id, env_params)

@@ -1,28 +1,52 @@
-"""The one module that knows gymnax: construction, specs, step/reset adapters, oracles."""
+"""The one module that knows gymnax: construction, specs, step/reset adapters.
+
+gymnax (and through it matplotlib and seaborn) is imported on first use only, so that
+`import jaxmbrl.envs` stays cheap.
+"""
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import math
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.types import Array, ModelFn, PRNGKey, PyTree, Transition
+from jaxmbrl.envs._kwargs import freeze_kwargs
+from jaxmbrl.types import Array, PRNGKey, PyTree, Transition
 
-# Environments registered by jaxmbrl itself (e.g. the Dyna Maze), id -> factory returning
-# a gymnax `Environment`. Checked before gymnax's own registry.
+# Environments registered by jaxmbrl itself (e.g. the Dyna Maze) or by users, id ->
+# factory returning a gymnax `Environment`. Checked before gymnax's own registry.
 _EXTRA_ENVS: Dict[str, Callable[..., Any]] = {}
+
+# `make`'s results by (env_id, kwargs). gymnax jits `Environment.step` with the env
+# object as a static argument (hashed by identity), and so do jaxmbrl's own step
+# functions: a fresh object per `make` would recompile every jitted function of it.
+_MAKE_CACHE: Dict[Hashable, Tuple[Any, Any, "EnvSpec"]] = {}
 
 
 def register(env_id: str, factory: Callable[..., Any]) -> None:
-    """Registers a gymnax-compatible environment class or factory under `env_id`."""
+    """Registers a gymnax-compatible environment under `env_id`, for `make` and the CLI.
+
+    Args:
+      env_id: the id `make(env_id, ...)` will accept, e.g. "MyEnv-v0".
+      factory: the environment class, or any `(**ctor_kwargs) -> env` callable; it is
+        called with no arguments to read the env's default params.
+    """
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"register takes a non-empty string id, got {env_id!r}.")
+    if not callable(factory):
+        raise ValueError(f"register({env_id!r}, factory): factory must be an env class or callable, got {factory!r}.")
+    if _EXTRA_ENVS.get(env_id) is not factory:
+        # Objects made by the previous factory must not be handed out for the new one.
+        for key in [k for k in _MAKE_CACHE if k[0] == env_id]:
+            del _MAKE_CACHE[key]
     _EXTRA_ENVS[env_id] = factory
 
 
 def registered_ids() -> Tuple[str, ...]:
-    """Every id `make` accepts: gymnax's registry plus jaxmbrl's own environments."""
+    """Every id `make` accepts: gymnax's registry, then jaxmbrl's and `register`'s ids."""
     import gymnax
 
     return tuple(gymnax.registered_envs) + tuple(k for k in _EXTRA_ENVS if k not in gymnax.registered_envs)
@@ -37,7 +61,7 @@ class EnvSpec:
     """Static description of an environment's spaces (hashable: safe to close over).
 
     Attributes:
-      env_id: the id given to `make`.
+      env_id: the id given to `make` (or the name `resolve` gave an env object).
       obs_shape: shape of one observation.
       action_dim: width of the action vector a model sees: the Box dimension for
         continuous actions, `num_actions` (one-hot) for discrete ones.
@@ -78,17 +102,60 @@ def _split_kwargs(env_cls_params, env_kwargs):
     return params_kw, ctor_kw
 
 
+def _make_cache_key(env_id: str, env_kwargs: Dict[str, Any]) -> Optional[Hashable]:
+    """(env_id, kwargs) as a hashable key, or None when a value cannot be hashed."""
+    try:
+        frozen = freeze_kwargs(env_kwargs)
+    except ValueError:  # e.g. an array-valued param: build afresh each time
+        return None
+    # Types too: 1 == 1.0 == True would otherwise share an env whose params differ in dtype.
+    return (env_id, tuple((k, type(env_kwargs[k]), v) for k, v in frozen.items()))
+
+
+def _not_an_id_error(env_id: Any) -> ValueError:
+    name = env_id.__name__ if isinstance(env_id, type) else type(env_id).__name__
+    return ValueError(
+        f"envs.make takes an environment id string, got a {name} object: pass the object "
+        f"as make_train(config, env=obj) or env=(obj, params), or register it with "
+        f"jaxmbrl.envs.register(\"MyEnv-v0\", {name})."
+    )
+
+
 def make(env_id: str, **env_kwargs) -> Tuple[Any, Any, EnvSpec]:
-    """Builds a gymnax environment.
+    """Builds (once) a gymnax environment by id.
+
+    The same id and keyword arguments return the very same `(env, env_params, spec)`
+    objects, so functions jitted with the env as a static argument (gymnax's own
+    `env.step`, or a closure over it) compile once however often `make` is called.
+    Treat the returned objects as immutable.
 
     Args:
-      env_id: a gymnax id (e.g. "Pendulum-v1") or one registered by jaxmbrl ("DynaMaze").
+      env_id: a gymnax id (e.g. "Pendulum-v1"), one registered by jaxmbrl ("DynaMaze")
+        or by `register`. For an env object that is not registered, use
+        `resolve(env_id, env_kwargs, env=obj)` instead.
       **env_kwargs: fields of the env's `EnvParams` (e.g. `max_steps_in_episode=3`) are
         replaced in the params; anything else goes to the environment's constructor.
 
     Returns:
       `(env, env_params, spec)`.
+
+    Raises:
+      UnknownEnvError: `env_id` is not a registered id (the message suggests near ids).
+      ValueError: `env_id` is not a string, or a keyword is neither a params field nor a
+        constructor argument.
     """
+    if not isinstance(env_id, str):
+        raise _not_an_id_error(env_id)
+    key = _make_cache_key(env_id, env_kwargs)
+    if key is not None and key in _MAKE_CACHE:
+        return _MAKE_CACHE[key]
+    made = _build(env_id, env_kwargs)
+    if key is not None:
+        _MAKE_CACHE[key] = made
+    return made
+
+
+def _build(env_id: str, env_kwargs: Dict[str, Any]) -> Tuple[Any, Any, EnvSpec]:
     import gymnax
 
     ids = registered_ids()
@@ -102,7 +169,13 @@ def make(env_id: str, **env_kwargs) -> Tuple[Any, Any, EnvSpec]:
         factory = _EXTRA_ENVS[env_id]
         probe = factory()
         params_kw, ctor_kw = _split_kwargs(probe.default_params, env_kwargs)
-        env = factory(**ctor_kw) if ctor_kw else probe
+        try:
+            env = factory(**ctor_kw) if ctor_kw else probe
+        except TypeError as err:
+            raise ValueError(
+                f"Bad keyword for {env_id!r}: {err}. Valid parameter fields: "
+                f"{', '.join(sorted(getattr(probe.default_params, '__dataclass_fields__', {})))}."
+            ) from err
         env_params = env.default_params
     else:
         probe_params = _default_params_of(env_id)
@@ -166,9 +239,25 @@ def random_action(key: PRNGKey, spec: EnvSpec) -> Array:
     return jax.random.uniform(key, (spec.action_dim,), jnp.float32, low, high)
 
 
+def _strongly_typed(tree: PyTree) -> PyTree:
+    """`tree` with every weakly typed leaf cast to a strong array of the same dtype.
+
+    gymnax resets hold Python scalars (CartPole's `time=0`) that become weakly typed
+    int32 arrays, while a state restored from a checkpoint or built by a scan is
+    strongly typed: jit keys its cache on weak types too, so the two would trace twice.
+    """
+
+    def strong(x):
+        x = jnp.asarray(x)
+        # Tracers and arrays both carry `weak_type` (jax.typeof needs a newer jax).
+        return x.astype(x.dtype) if x.weak_type else x
+
+    return jax.tree.map(strong, tree)
+
+
 def reset(env, env_params, key: PRNGKey) -> Tuple[Array, PyTree]:
-    """Unbatched reset: `(obs, env_state)`."""
-    return env.reset(key, env_params)
+    """Unbatched reset: `(obs [*obs_shape], env_state)`, every leaf strongly typed."""
+    return _strongly_typed(env.reset(key, env_params))
 
 
 def step(env, env_params, key: PRNGKey, env_state: PyTree, obs: Array, action: Array):
@@ -177,7 +266,8 @@ def step(env, env_params, key: PRNGKey, env_state: PyTree, obs: Array, action: A
     Returns:
       `(transition, obs_to_act_on, env_state)`: `transition.next_obs` is the true
       successor (gymnax's `final_observation`), while `obs_to_act_on` is the reset
-      observation when the episode ended.
+      observation when the episode ended. The outputs are strongly typed, like
+      `reset`'s, so that stepping a reset state and its successor share one trace.
     """
     next_obs, env_state, reward, terminated, truncated, info = env.step(
         key, env_state, action, env_params
@@ -190,7 +280,7 @@ def step(env, env_params, key: PRNGKey, env_state: PyTree, obs: Array, action: A
         terminated=jnp.asarray(terminated, jnp.bool_),
         truncated=jnp.asarray(truncated, jnp.bool_),
     )
-    return transition, next_obs, env_state
+    return _strongly_typed((transition, next_obs, env_state))
 
 
 def batch_reset(env, env_params, key: PRNGKey, num_envs: int):
@@ -228,20 +318,3 @@ def rollout(env, env_params, spec: EnvSpec, key: PRNGKey, policy: Callable, num_
 def random_rollout(env, env_params, spec: EnvSpec, key: PRNGKey, num_steps: int, num_envs: int):
     """`rollout` under uniformly random actions: Transitions [T, B]."""
     return rollout(env, env_params, spec, key, lambda k, _: random_action(k, spec), num_steps, num_envs)
-
-
-def true_model(env_id: str, **env_kwargs) -> Tuple[ModelFn, Any]:
-    """The true dynamics as a `model_fn` over the env *state*, for oracle tests.
-
-    Returns:
-      `(model_fn, env_params)`. `model_fn(key, params, env_state, action)` returns
-      `(next_env_state, reward, terminated)` from gymnax's `step_env` (no auto-reset);
-      pass `env_params` (or a modified copy) as `params`.
-    """
-    env, env_params, _ = make(env_id, **env_kwargs)
-
-    def model_fn(key, params, env_state, action):
-        _, next_state, reward, terminated, _ = env.step_env(key, env_state, action, params)
-        return next_state, jnp.asarray(reward, jnp.float32), jnp.asarray(terminated, jnp.bool_)
-
-    return model_fn, env_params

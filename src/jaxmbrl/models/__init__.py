@@ -1,5 +1,33 @@
-"""Dynamics models: Gaussian ensembles, normalisers, losses, propagation, and the RSSM
-world model of Dreamer."""
+"""Dynamics models: the model protocol, Gaussian ensembles, the batched model step,
+normalisers, losses, propagation, the shared MLP and optimiser, and the RSSM world model
+of Dreamer.
+
+The model protocol
+------------------
+PETS, MBPO and deep Dyna take any `Model` (`make_train(config, model=...)`): a
+NamedTuple of three pure functions over the model's own state pytree (jit, vmap and
+scan safe; every float setting arrives as a traced `ModelHParams`):
+
+    init(key, example: Transition, hparams: ModelHParams) -> state
+        `example` is one unbatched transition (shapes and dtypes only).
+    fit(key, state, buffer_state: buffers.BufferState, hparams) -> (state, ModelFitInfo)
+        learns from the filled part of a replay buffer of `Transition`s [C, ...].
+    step(key, state, obs [N, *obs_shape], action [N] int32 or [N, A])
+        -> (next_obs [N, *obs_shape], reward [N] float32, terminated [N] bool)
+
+`ModelHParams(learning_rate (0, inf), weight_decay [0, inf), holdout_ratio [0, 1))`;
+a model reads the ones it needs. `ModelFitInfo(train_loss [], holdout_mse [])` are
+float32 scalars, NaN where a model does not measure one.
+
+`ensemble_model(ens, propagation=..., ...)` is the Gaussian ensemble behind the
+protocol; `jaxmbrl.testing.linear_model(spec)` is a closed-form least-squares one
+written against the protocol alone. `as_planner_model_fn(model)` gives planners a
+`model_fn` whose `over_particles` steps all particles of a candidate in one `step`.
+
+Every ensemble step goes through `ensemble_step` (rows grouped by elite, one dense
+matrix product per elite) and `sample_prediction` (Gaussian draw or mean; learned or
+known reward and termination).
+"""
 from jaxmbrl.models._ensemble import (
     Ensemble,
     EnsembleConfig,
@@ -17,9 +45,21 @@ from jaxmbrl.models._ensemble import (
     open_loop_error,
     predict,
 )
+from jaxmbrl.models._model import (
+    MODEL_HPARAM_RANGES,
+    PROPAGATIONS,
+    Model,
+    ModelFitInfo,
+    ModelHParams,
+    ModelStepFn,
+    as_planner_model_fn,
+    ensemble_model,
+)
 from jaxmbrl.models._networks import MLP
 from jaxmbrl.models._normaliser import Normaliser, denormalise, fit_normaliser, normalise
-from jaxmbrl.models._propagation import PROPAGATIONS, EnsembleModelFn, as_model_fn
+from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
+from jaxmbrl.models._propagation import EnsembleModelFn, as_model_fn
+from jaxmbrl.models._step import ASSIGNMENTS, ensemble_step, fixed_groups, sample_prediction
 from jaxmbrl.models._rssm import (
     RSSM,
     KLTerms,
@@ -48,6 +88,7 @@ from jaxmbrl.models._rssm import (
 )
 
 __all__ = [
+    "ASSIGNMENTS",
     "Ensemble",
     "EnsembleConfig",
     "EnsembleModelFn",
@@ -55,7 +96,12 @@ __all__ = [
     "FitInfo",
     "KLTerms",
     "MLP",
+    "MODEL_HPARAM_RANGES",
+    "Model",
+    "ModelFitInfo",
+    "ModelHParams",
     "ModelState",
+    "ModelStepFn",
     "Normaliser",
     "Observed",
     "PROPAGATIONS",
@@ -64,17 +110,22 @@ __all__ = [
     "RSSMConfig",
     "RSSMState",
     "WorldModelInfo",
+    "adam",
     "as_model_fn",
+    "as_planner_model_fn",
     "categorical_kl",
     "continue_logit",
     "decode",
     "denormalise",
     "encode",
+    "ensemble_model",
+    "ensemble_step",
     "evaluate",
     "features",
     "filter_step",
     "fit",
     "fit_normaliser",
+    "fixed_groups",
     "imagine",
     "img_step",
     "init_model",
@@ -90,8 +141,11 @@ __all__ = [
     "obs_step",
     "observe",
     "open_loop_error",
+    "optimizer_step",
     "predict",
     "reward",
+    "sample_prediction",
+    "set_hyperparams",
     "symexp",
     "symlog",
     "world_model_loss",

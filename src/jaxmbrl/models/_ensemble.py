@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmbrl.models._networks import MLP
+from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
 from jaxmbrl.models._normaliser import (
     Normaliser,
     denormalise,
@@ -72,7 +73,8 @@ class Ensemble(NamedTuple):
       apply: `apply(params, x) -> (mean [E,...,D], logvar [E,...,D], term_logit [E,...])`
         for normalised inputs `x` [E, ..., In] (member e reads `x[e]`), in normalised
         target units.
-      optimizer: the optax transformation `fit` uses (learning rate injectable).
+      optimizer: the `models.adam` transformation `fit` uses (learning rate and weight
+        decay injectable).
     """
 
     config: EnsembleConfig
@@ -102,18 +104,16 @@ class FitInfo(NamedTuple):
 
 
 class Prediction(NamedTuple):
-    """Per-member predictions in environment units for one (obs, action)."""
+    """Gaussian predictions in environment units, with leading batch dims [...].
 
-    next_obs_mean: Array  # [E, *obs_shape]
-    next_obs_logvar: Array  # [E, *obs_shape]
-    reward_mean: Array  # [E] (zeros when the reward is not learned)
-    reward_logvar: Array  # [E]
-    termination_prob: Array  # [E] (zeros when termination is not learned)
+    `predict` gives one per member ([...] = [E]); `ensemble_step` one per row ([N]).
+    """
 
-
-def _optimizer(learning_rate, weight_decay):
-    # Coupled L2 decay (added to the gradient) as in PETS' weight penalties.
-    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
+    next_obs_mean: Array  # [..., *obs_shape]
+    next_obs_logvar: Array  # [..., *obs_shape]
+    reward_mean: Array  # [...] (zeros when the reward is not learned)
+    reward_logvar: Array  # [...]
+    termination_prob: Array  # [...] (zeros when termination is not learned)
 
 
 def make_ensemble(
@@ -206,9 +206,8 @@ def make_ensemble(
         min_lv = min_lv.reshape((members,) + (1,) * extra + (d,))
         return jax.vmap(apply_member)(params["net"], max_lv, min_lv, x)
 
-    optimizer = optax.inject_hyperparams(_optimizer)(
-        learning_rate=learning_rate, weight_decay=weight_decay
-    )
+    # Coupled L2 decay (added to the gradient) as in PETS' weight penalties.
+    optimizer = adam(learning_rate, weight_decay=weight_decay)
     return Ensemble(cfg, init, apply, optimizer)
 
 
@@ -239,13 +238,14 @@ def init_model(
     example: Optional[Transition] = None,
     *,
     learning_rate: Optional[Array] = None,
+    weight_decay: Optional[Array] = None,
 ) -> ModelState:
     """Initial `ModelState`: fresh parameters, optimiser state, identity normalisers.
 
     Args:
       example: an unbatched `Transition`; used only to check shapes.
-      learning_rate: overrides the ensemble's default (may be a traced scalar, so that
-        a sweep over it is one compiled program).
+      learning_rate, weight_decay: override the ensemble's defaults (may be traced
+        scalars, so that a sweep over them is one compiled program).
     """
     cfg = ens.config
     if example is not None:
@@ -253,9 +253,8 @@ def init_model(
         if got != cfg.obs_shape:
             raise ValueError(f"example obs shape {got} does not match the ensemble's {cfg.obs_shape}.")
     params = ens.init(key)
-    opt_state = ens.optimizer.init(params)
-    if learning_rate is not None:
-        opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
+    opt_state = set_hyperparams(ens.optimizer.init(params), learning_rate=learning_rate,
+                                weight_decay=weight_decay)
     return ModelState(
         params=params,
         opt_state=opt_state,
@@ -407,8 +406,7 @@ def fit(
             weight = (b * batch_size + jnp.arange(batch_size) < num_train).astype(jnp.float32)
             weight = jnp.broadcast_to(weight, (num_members, batch_size))
             grads, loss = grad_fn(params, x_all[idx], y_all[idx], dones[idx], weight)
-            updates, new_opt_state = ens.optimizer.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
+            new_params, new_opt_state = optimizer_step(ens.optimizer, grads, opt_state, params)
             params = _select_members(active, new_params, params)
             return params, new_opt_state, loss_sum + loss
 

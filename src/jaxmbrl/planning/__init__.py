@@ -1,37 +1,95 @@
-"""Sampling-based model-predictive planners.
+"""Sampling-based model-predictive planners, with floats passed at call time (mctx style).
 
-Every planner is a `Planner(init, plan)` of pure functions over a `model_fn(key, params,
-obs, action) -> (next_obs, reward, terminated)`: a learned model or the true dynamics
-(`jaxmbrl.envs.true_model`) are interchangeable.
+Every planner is a `Planner(init, plan, hparams)` of pure functions over a
+`model_fn(key, params, obs, action) -> (next_obs, reward, terminated)`: a learned model
+or the true dynamics (`jaxmbrl.envs.true_model`) are interchangeable.
+
+    planner = planning.make_planner("cem", model_fn, spec, horizon=20, num_samples=100,
+                                    num_elites=10, num_iters=4)
+    hp = planner.hparams._replace(alpha=0.2, discount=0.99)   # a CEMHParams
+    action, state, info = jax.jit(planner.plan)(key, planner.init(), params, obs, hp)
+
+Shapes (horizon, samples, elites, iterations, particles, proposals) are fixed when the
+planner is built; its floats are its own HParams NamedTuple, passed to `plan` (`None`:
+`planner.hparams`), so one compiled `plan` serves every value and a vmap over HParams
+sweeps them. Each HParams field has a documented `types.Range` (`check_hparams`).
+
+Trajectories are scored by `trajectory_return`, which takes an optional terminal
+`value_fn(params, obs)`; a `proposal(key, params, obs)` policy prior contributes
+`num_proposals` rolled-out sequences (`proposal_sequences`) to every population.
+Planners are found by name through one registry (`register_planner`, `make_planner`,
+`planner_hparams`, `planner_float_fields`); `PLANNERS`, `CONTINUOUS_PLANNERS` and
+`DISCRETE_PLANNERS` are derived from it at each access.
 """
+from jaxmbrl.planning import _by_name
 from jaxmbrl.planning._base import (
     PlanInfo,
     Planner,
     PlannerState,
+    ProposalFn,
+    ValueFn,
     evaluate_candidates,
     particle_step_fn,
+    proposal_sequences,
     shift,
     trajectory_return,
 )
 from jaxmbrl.planning._by_name import (
-    CONTINUOUS_PLANNERS,
-    DISCRETE_PLANNERS,
-    PLANNERS,
+    PlannerEntry,
+    check_hparams,
     make_planner,
+    planner_float_fields,
+    planner_hparams,
+    planner_names,
+    register_planner,
     resolve_planner,
 )
-from jaxmbrl.planning._continuous import cem, cem_update, colored_noise, icem, mppi, random_shooting
-from jaxmbrl.planning._discrete import discrete_cem, discrete_random_shooting
+from jaxmbrl.planning._continuous import (
+    CEMHParams,
+    ICEMHParams,
+    MPPIHParams,
+    RandomShootingHParams,
+    cem,
+    cem_update,
+    colored_noise,
+    icem,
+    mppi,
+    random_shooting,
+)
+from jaxmbrl.planning._discrete import (
+    DiscreteCEMHParams,
+    DiscreteRandomShootingHParams,
+    discrete_cem,
+    discrete_random_shooting,
+)
+
+
+def __getattr__(name: str):
+    # Recomputed from the registry at each access, so a user's planner is listed too.
+    if name in ("PLANNERS", "CONTINUOUS_PLANNERS", "DISCRETE_PLANNERS"):
+        return getattr(_by_name, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "CEMHParams",
     "CONTINUOUS_PLANNERS",
     "DISCRETE_PLANNERS",
+    "DiscreteCEMHParams",
+    "DiscreteRandomShootingHParams",
+    "ICEMHParams",
+    "MPPIHParams",
     "PLANNERS",
     "PlanInfo",
     "Planner",
+    "PlannerEntry",
     "PlannerState",
+    "ProposalFn",
+    "RandomShootingHParams",
+    "ValueFn",
     "cem",
     "cem_update",
+    "check_hparams",
     "colored_noise",
     "discrete_cem",
     "discrete_random_shooting",
@@ -40,7 +98,12 @@ __all__ = [
     "make_planner",
     "mppi",
     "particle_step_fn",
+    "planner_float_fields",
+    "planner_hparams",
+    "planner_names",
+    "proposal_sequences",
     "random_shooting",
+    "register_planner",
     "resolve_planner",
     "shift",
     "trajectory_return",

@@ -1,32 +1,111 @@
 """Sampling-based planners over continuous action sequences [H, A].
 
-Float settings (alpha, lambda_, noise_std, beta, gamma, keep_fraction, discount) may be
-traced scalars, so that an algorithm can build a planner inside a function it vmaps over
-hyperparameters; integer settings fix shapes and are static.
+Each factory returns a `Planner` whose `plan(key, state, model_params, obs, hparams=None)`
+takes the planner's floats as its own HParams NamedTuple (`RandomShootingHParams`,
+`CEMHParams`, `ICEMHParams`, `MPPIHParams`); a factory's float keyword arguments are the
+defaults kept in `Planner.hparams`. Integer settings fix shapes and are static.
+
+Every planner also takes an optional terminal `value_fn(params, obs)` and a `proposal`
+policy: `num_proposals` sequences rolled out with it (`proposal_sequences`) replace the
+last freshly drawn samples of the population in every iteration.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxmbrl.planning._base import (
-    check_common,
+    AT_LEAST_ONE,
+    MOMENTUM,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
     PlanInfo,
     Planner,
     PlannerState,
-    check_continuous,
+    ProposalFn,
+    ValueFn,
+    call_hparams,
+    check_common,
     check_count,
     check_elites,
-    check_float,
+    check_extras,
+    check_positive,
     evaluate_candidates,
+    insert_proposals,
+    make_proposer,
     shift,
 )
-from jaxmbrl.types import Array, ModelFn, PRNGKey
+from jaxmbrl.types import Array, ModelFn, PRNGKey, check_ranges
 
-_INF = float("inf")
+
+class RandomShootingHParams(NamedTuple):
+    """Floats of `random_shooting` (Python floats or float32 arrays; `RANDOM_SHOOTING_RANGES`).
+
+    Attributes:
+      discount: per-step discount of predicted rewards, in [0, 1].
+    """
+
+    discount: float = 1.0
+
+
+class CEMHParams(NamedTuple):
+    """Floats of `cem` (Python floats or float32 arrays; `CEM_RANGES`).
+
+    Attributes:
+      alpha: weight kept on the old mean/std in each refit, in [0, 1).
+      discount: per-step discount of predicted rewards, in [0, 1].
+    """
+
+    alpha: float = 0.1
+    discount: float = 1.0
+
+
+class ICEMHParams(NamedTuple):
+    """Floats of `icem` (Python floats or float32 arrays; `ICEM_RANGES`).
+
+    Attributes:
+      alpha: momentum of the mean/std refit, in [0, 1).
+      beta: colored-noise exponent, in [0, inf) (0 = white noise).
+      gamma: population decay factor per iteration, in [1, inf) (1 = fixed size).
+      keep_fraction: fraction of the elites carried to the next iteration, in [0, 1].
+      discount: per-step discount of predicted rewards, in [0, 1].
+    """
+
+    alpha: float = 0.1
+    beta: float = 2.0
+    gamma: float = 1.25
+    keep_fraction: float = 0.3
+    discount: float = 1.0
+
+
+class MPPIHParams(NamedTuple):
+    """Floats of `mppi` (Python floats or float32 arrays; `MPPI_RANGES`).
+
+    Attributes:
+      temperature: softmax temperature in units of return, in (0, inf); smaller is
+        greedier (Williams et al.'s lambda).
+      noise_scale: perturbation std as a fraction of the action range `high - low`, in
+        (0, inf): 0.25 is a quarter of the range. A scalar or [A].
+      alpha: smoothing of the mean update, in [0, 1).
+      discount: per-step discount of predicted rewards, in [0, 1].
+    """
+
+    temperature: float = 1.0
+    noise_scale: float = 0.25
+    alpha: float = 0.0
+    discount: float = 1.0
+
+
+RANDOM_SHOOTING_RANGES = {"discount": UNIT}
+CEM_RANGES = {"alpha": MOMENTUM, "discount": UNIT}
+ICEM_RANGES = {"alpha": MOMENTUM, "beta": NON_NEGATIVE, "gamma": AT_LEAST_ONE,
+               "keep_fraction": UNIT, "discount": UNIT}
+MPPI_RANGES = {"temperature": POSITIVE, "noise_scale": POSITIVE, "alpha": MOMENTUM,
+               "discount": UNIT}
 
 
 def _bounds(spec) -> Tuple[Array, Array, Array, Array]:
@@ -36,13 +115,12 @@ def _bounds(spec) -> Tuple[Array, Array, Array, Array]:
     return low, high, (low + high) / 2, (high - low) / 4
 
 
-def _check_common(name, spec, horizon, num_samples, num_particles, discount):
-    return check_common(name, spec, horizon, num_samples, num_particles, discount, discrete=False)
-
-
-def _check_alpha(name, alpha):
-    check_float(name, "alpha", alpha, 0.0, 1.0, high_open=True,
-                hint="; alpha is the weight kept on the old solution (0 = no smoothing)")
+def _continuous_proposer(proposal, model_fn, spec, horizon, num_proposals):
+    low, high, _, _ = _bounds(spec)
+    # Proposals are clipped like every sample, so the rollout steps the action that is
+    # scored and executed.
+    clip = lambda a: jnp.clip(jnp.asarray(a, jnp.float32).reshape(low.shape), low, high)  # noqa: E731
+    return make_proposer(proposal, model_fn, horizon, num_proposals, clip)
 
 
 def _best(returns: Array, samples: Array, best_return: Array, best_plan: Array):
@@ -119,56 +197,72 @@ def colored_noise(key: PRNGKey, beta: Any, shape: Tuple[int, ...]) -> Array:
 
 
 def random_shooting(model_fn: ModelFn, spec, *, horizon: int, num_samples: int,
-                    num_particles: int = 1, discount: Any = 1.0) -> Planner:
+                    num_particles: int = 1, discount: Any = 1.0,
+                    value_fn: Optional[ValueFn] = None, proposal: Optional[ProposalFn] = None,
+                    num_proposals: int = 0) -> Planner:
     """Random shooting: the best of `num_samples` uniform action sequences.
 
     The previous call's best sequence, shifted by one step (its last step taken from a
     fresh sample), replaces the last sample, so a good plan is not lost between steps,
-    while exact ties (e.g. under survival rewards) go to a fresh sample.
+    while exact ties (e.g. under survival rewards) go to a fresh sample. Proposals take
+    the M samples before it, `[N - 1 - M, N - 1)`.
 
     Args:
       model_fn: `(key, params, obs, action[A]) -> (next_obs, reward, terminated)`.
       spec: the environment's `EnvSpec` (continuous).
       horizon: H. num_samples: N. num_particles: P.
-      discount: per-step discount of predicted rewards.
+      discount: default of `RandomShootingHParams.discount`.
+      value_fn: optional terminal value `(params, obs) -> []` (see `trajectory_return`).
+      proposal: optional policy prior `(key, params, obs) -> action[A]`.
+      num_proposals: M <= N - 1 proposal sequences per call (static).
 
     Returns:
       A `Planner`; `plan` executes the first action of the best sequence, and
       `PlanInfo.expected_return` is that sequence's return.
     """
     name = "random_shooting"
-    horizon, num_samples, num_particles = _check_common(
-        name, spec, horizon, num_samples, num_particles, discount)
+    horizon, num_samples, num_particles = check_common(name, spec, horizon, num_samples,
+                                                       num_particles, discrete=False)
+    num_proposals = check_extras(name, value_fn, proposal, num_proposals, num_samples - 1,
+                                 "num_samples - 1: the last sample is the warm start")
+    defaults = RandomShootingHParams(discount=discount)
+    check_ranges(name, defaults, RANDOM_SHOOTING_RANGES)
     low, high, mid, _ = _bounds(spec)
     shape = (num_samples, horizon, spec.action_dim)
+    propose = _continuous_proposer(proposal, model_fn, spec, horizon, num_proposals)
 
     def init() -> PlannerState:
         mean = jnp.broadcast_to(mid, (horizon, spec.action_dim)).astype(jnp.float32)
         return PlannerState(mean=mean)
 
-    def plan(key, state, model_params, obs):
+    def plan(key, state, model_params, obs, hparams=None):
+        hp = call_hparams(name, hparams, defaults, RANDOM_SHOOTING_RANGES)
+        key, proposals = propose(key, model_params, obs)
         sample_key, eval_key = jax.random.split(key)
         samples = jax.random.uniform(sample_key, shape, jnp.float32, low, high)
+        samples = insert_proposals(samples, proposals, num_samples - 1)
         samples = samples.at[-1].set(shift(state.mean, samples[-1, -1]))
-        returns = evaluate_candidates(model_fn, model_params, eval_key, obs, samples, discount,
-                                      num_particles)
+        returns = evaluate_candidates(model_fn, model_params, eval_key, obs, samples, hp.discount,
+                                      num_particles, value_fn)
         best = jnp.argmax(returns)
         best_plan = samples[best]
         return best_plan[0], PlannerState(mean=best_plan), PlanInfo(returns[best], best_plan)
 
-    return Planner(init, plan)
+    return Planner(init, plan, defaults)
 
 
 def cem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites: int,
         num_iters: int = 5, alpha: Any = 0.1, num_particles: int = 1,
-        discount: Any = 1.0) -> Planner:
+        discount: Any = 1.0, value_fn: Optional[ValueFn] = None,
+        proposal: Optional[ProposalFn] = None, num_proposals: int = 0) -> Planner:
     """Cross-entropy method over action sequences (the PETS planner, Chua et al. 2018).
 
     Each call starts from the previous mean shifted by one step (last step: the middle
     of the action range) and from the initial std, a quarter of the action range. Each
     of `num_iters` iterations samples `mean + std * z` with `z` a standard normal
     truncated to [-2, 2], clips the samples to the action bounds, and refits mean and
-    std to the `num_elites` best with `cem_update` (momentum `alpha`).
+    std to the `num_elites` best with `cem_update` (momentum `alpha`). Proposals replace
+    the last M samples of every iteration.
 
     `plan` executes the first action of the final mean, as PETS does: it averages out
     the sampling noise of any single sequence, which matters under stochastic models.
@@ -181,24 +275,32 @@ def cem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites: 
       model_fn: `(key, params, obs, action[A]) -> (next_obs, reward, terminated)`.
       spec: the environment's `EnvSpec` (continuous).
       horizon: H. num_samples: N. num_elites: K <= N. num_iters: CEM iterations per call.
-      alpha: weight kept on the old mean/std in each refit, in [0, 1).
-      num_particles: P. discount: per-step discount of predicted rewards.
+      alpha, discount: defaults of `CEMHParams`.
+      num_particles: P.
+      value_fn: optional terminal value `(params, obs) -> []` (see `trajectory_return`).
+      proposal: optional policy prior `(key, params, obs) -> action[A]`.
+      num_proposals: M <= N - 1 proposal sequences per call (static).
     """
     name = "cem"
-    horizon, num_samples, num_particles = _check_common(
-        name, spec, horizon, num_samples, num_particles, discount)
+    horizon, num_samples, num_particles = check_common(name, spec, horizon, num_samples,
+                                                       num_particles, discrete=False)
     num_elites = check_elites(name, num_elites, num_samples)
     num_iters = check_count(name, "num_iters", num_iters)
-    _check_alpha(name, alpha)
+    num_proposals = check_extras(name, value_fn, proposal, num_proposals, num_samples - 1)
+    defaults = CEMHParams(alpha=alpha, discount=discount)
+    check_ranges(name, defaults, CEM_RANGES)
     low, high, mid, quarter = _bounds(spec)
     seq_shape = (horizon, spec.action_dim)
     init_std = jnp.broadcast_to(quarter, seq_shape).astype(jnp.float32)
+    propose = _continuous_proposer(proposal, model_fn, spec, horizon, num_proposals)
 
     def init() -> PlannerState:
         return PlannerState(mean=jnp.broadcast_to(mid, seq_shape).astype(jnp.float32),
                             std=init_std)
 
-    def plan(key, state, model_params, obs):
+    def plan(key, state, model_params, obs, hparams=None):
+        hp = call_hparams(name, hparams, defaults, CEM_RANGES)
+        key, proposals = propose(key, model_params, obs)
         mean = shift(state.mean, mid)
         std = shift(state.std, quarter)
 
@@ -208,10 +310,11 @@ def cem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites: 
             z = jax.random.truncated_normal(sample_key, -2.0, 2.0, (num_samples, *seq_shape),
                                             jnp.float32)
             samples = jnp.clip(mean + std * z, low, high)
+            samples = insert_proposals(samples, proposals, num_samples)
             returns = evaluate_candidates(model_fn, model_params, eval_key, obs, samples,
-                                          discount, num_particles)
+                                          hp.discount, num_particles, value_fn)
             elite_return = jax.lax.top_k(returns, num_elites)[0].mean()
-            mean, std = cem_update(mean, std, samples, returns, num_elites, alpha)
+            mean, std = cem_update(mean, std, samples, returns, num_elites, hp.alpha)
             return (mean, std, elite_return), None
 
         init_carry = (mean, std, jnp.zeros((), jnp.float32))
@@ -221,12 +324,14 @@ def cem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites: 
         new_state = PlannerState(mean=mean, std=init_std)
         return mean[0], new_state, PlanInfo(elite_return, mean)
 
-    return Planner(init, plan)
+    return Planner(init, plan, defaults)
 
 
 def icem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites: int,
          num_iters: int = 3, alpha: Any = 0.1, beta: Any = 2.0, gamma: Any = 1.25,
-         keep_fraction: Any = 0.3, num_particles: int = 1, discount: Any = 1.0) -> Planner:
+         keep_fraction: Any = 0.3, num_particles: int = 1, discount: Any = 1.0,
+         value_fn: Optional[ValueFn] = None, proposal: Optional[ProposalFn] = None,
+         num_proposals: int = 0) -> Planner:
     """Improved CEM (Pinneri et al. 2020).
 
     Differences from `cem`:
@@ -242,6 +347,9 @@ def icem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites:
         samples and the ones beyond `N_i` are masked out of the elite selection: the
         decay changes the statistics, not the compute.
 
+    Slot 0 holds the mean and slots 1..S (S = min(K, N - 1)) the kept elites; proposals
+    take the last M slots and are never masked out by the decay.
+
     `plan` executes the first action of the best sequence found over all iterations, as
     Pinneri et al. do; `PlanInfo.plan` is that sequence and `expected_return` its return.
 
@@ -250,66 +358,78 @@ def icem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites:
       spec: the environment's `EnvSpec` (continuous).
       horizon: H. num_samples: N (the first iteration's population). num_elites: K <= N.
       num_iters: iterations per call.
-      alpha: momentum of the mean/std refit, in [0, 1).
-      beta: colored-noise exponent (0 = white).
-      gamma: population decay factor per iteration, >= 1.
-      keep_fraction: fraction of the elites carried to the next iteration, in [0, 1].
-      num_particles: P. discount: per-step discount of predicted rewards.
+      alpha, beta, gamma, keep_fraction, discount: defaults of `ICEMHParams`.
+      num_particles: P.
+      value_fn: optional terminal value `(params, obs) -> []` (see `trajectory_return`).
+      proposal: optional policy prior `(key, params, obs) -> action[A]`.
+      num_proposals: M <= N - 1 - S proposal sequences per call (static).
     """
     name = "icem"
-    horizon, num_samples, num_particles = _check_common(
-        name, spec, horizon, num_samples, num_particles, discount)
+    horizon, num_samples, num_particles = check_common(name, spec, horizon, num_samples,
+                                                       num_particles, discrete=False)
     num_elites = check_elites(name, num_elites, num_samples)
     num_iters = check_count(name, "num_iters", num_iters)
-    _check_alpha(name, alpha)
-    check_float(name, "gamma", gamma, 1.0, _INF, hint="; 1 keeps the population size fixed")
-    check_float(name, "keep_fraction", keep_fraction, 0.0, 1.0)
+    # Slot 0 holds the mean, slots 1..S the kept elites, the rest fresh samples.
+    num_kept = min(num_elites, num_samples - 1)
+    num_proposals = check_extras(
+        name, value_fn, proposal, num_proposals, num_samples - 1 - num_kept,
+        "num_samples - 1 - min(num_elites, num_samples - 1): slot 0 is the mean, the next "
+        "the kept elites")
+    defaults = ICEMHParams(alpha=alpha, beta=beta, gamma=gamma, keep_fraction=keep_fraction,
+                           discount=discount)
+    check_ranges(name, defaults, ICEM_RANGES)
     low, high, mid, quarter = _bounds(spec)
     action_dim = spec.action_dim
     seq_shape = (horizon, action_dim)
     init_std = jnp.broadcast_to(quarter, seq_shape).astype(jnp.float32)
-    # Slot 0 holds the mean, slots 1..S the kept elites, the rest fresh samples.
-    num_kept = min(num_elites, num_samples - 1)
     slots = jnp.arange(num_samples)
     min_population = float(min(2 * num_elites, num_samples))
+    propose = _continuous_proposer(proposal, model_fn, spec, horizon, num_proposals)
 
     def init() -> PlannerState:
         mean = jnp.broadcast_to(mid, seq_shape).astype(jnp.float32)
         return PlannerState(mean=mean, std=init_std,
                             elites=jnp.broadcast_to(mean, (num_kept, *seq_shape)))
 
-    def sample(key, mean, std):
+    def sample(key, beta, mean, std):
         noise = colored_noise(key, beta, (num_samples, action_dim, horizon))
         return jnp.clip(mean + std * jnp.swapaxes(noise, 1, 2), low, high)
 
-    def plan(key, state, model_params, obs):
+    def plan(key, state, model_params, obs, hparams=None):
+        hp = call_hparams(name, hparams, defaults, ICEM_RANGES)
+        key, proposals = propose(key, model_params, obs)
         key, last_key = jax.random.split(key)
         mean = shift(state.mean, mid)
         std = shift(state.std, quarter)
         fresh_last = jnp.clip(mid + quarter * jax.random.normal(
             last_key, (num_kept, action_dim), jnp.float32), low, high)
         kept = jnp.concatenate([state.elites[:, 1:], fresh_last[:, None]], 1)
-        n_keep = jnp.floor(jnp.asarray(keep_fraction, jnp.float32) * num_elites)
+        n_keep = jnp.floor(hp.keep_fraction * num_elites)
         keep_slot = (slots >= 1) & (slots <= num_kept) & (slots - 1 < n_keep)
-        gamma_ = jnp.asarray(gamma, jnp.float32)
 
         def iteration(carry, inputs):
             mean, std, kept, best_return, best_plan = carry
             i, iter_key = inputs
             sample_key, eval_key = jax.random.split(iter_key)
-            samples = sample(sample_key, mean, std)
+            samples = sample(sample_key, hp.beta, mean, std)
             padded = jnp.zeros_like(samples).at[1:num_kept + 1].set(kept)
             samples = jnp.where(keep_slot[:, None, None], padded, samples)
             samples = samples.at[0].set(jnp.clip(mean, low, high))
-            population = jnp.clip(jnp.floor(num_samples * gamma_ ** (-i.astype(jnp.float32))),
+            samples = insert_proposals(samples, proposals, num_samples)
+            population = jnp.clip(jnp.floor(num_samples * hp.gamma ** (-i.astype(jnp.float32))),
                                   min_population, num_samples)
             returns = evaluate_candidates(model_fn, model_params, eval_key, obs, samples,
-                                          discount, num_particles)
-            returns = jnp.where(slots < population, returns, -jnp.inf)
+                                          hp.discount, num_particles, value_fn)
+            counted = slots < population
+            if num_proposals:
+                # A policy prior's sequences compete in every iteration, however far the
+                # population has decayed.
+                counted = counted | (slots >= num_samples - num_proposals)
+            returns = jnp.where(counted, returns, -jnp.inf)
             best_return, best_plan = _best(returns, samples, best_return, best_plan)
             _, idx = jax.lax.top_k(returns, num_elites)
             kept = samples[idx[:num_kept]]
-            mean, std = cem_update(mean, std, samples, returns, num_elites, alpha)
+            mean, std = cem_update(mean, std, samples, returns, num_elites, hp.alpha)
             return (mean, std, kept, best_return, best_plan), None
 
         init_carry = (mean, std, kept, jnp.full((), -jnp.inf, jnp.float32), mean)
@@ -318,19 +438,22 @@ def icem(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites:
         new_state = PlannerState(mean=mean, std=init_std, elites=kept)
         return best_plan[0], new_state, PlanInfo(best_return, best_plan)
 
-    return Planner(init, plan)
+    return Planner(init, plan, defaults)
 
 
 def mppi(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_iters: int = 1,
-         lambda_: Any = 1.0, noise_std: Optional[Any] = None, alpha: Any = 0.0,
-         num_particles: int = 1, discount: Any = 1.0) -> Planner:
+         temperature: Any = 1.0, noise_scale: Any = 0.25, alpha: Any = 0.0,
+         num_particles: int = 1, discount: Any = 1.0, value_fn: Optional[ValueFn] = None,
+         proposal: Optional[ProposalFn] = None, num_proposals: int = 0,
+         lambda_: Optional[Any] = None, noise_std: Optional[Any] = None) -> Planner:
     """Model predictive path integral control (Williams et al. 2017).
 
-    Each iteration perturbs the mean with Gaussian noise of std `noise_std`, clips to the
-    bounds, and moves the mean to the softmax(returns / lambda_)-weighted average of the
-    samples; `alpha` smooths that update (`mean = alpha * old + (1 - alpha) * new`). The
-    unperturbed mean is always one of the samples. Each call starts from the previous
-    mean shifted by one step (last step: the middle of the action range).
+    Each iteration perturbs the mean with Gaussian noise of std `noise_scale * (high -
+    low)`, clips to the bounds, and moves the mean to the softmax(returns /
+    temperature)-weighted average of the samples; `alpha` smooths that update (`mean =
+    alpha * old + (1 - alpha) * new`). The unperturbed mean is always sample 0;
+    proposals replace the last M samples. Each call starts from the previous mean
+    shifted by one step (last step: the middle of the action range).
 
     `plan` executes the first action of the final mean (on the true Pendulum-v1
     dynamics the best sample scored the same, -161 vs -162 over 32 episodes);
@@ -341,46 +464,57 @@ def mppi(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_iters: 
       model_fn: `(key, params, obs, action[A]) -> (next_obs, reward, terminated)`.
       spec: the environment's `EnvSpec` (continuous).
       horizon: H. num_samples: N. num_iters: updates per call.
-      lambda_: temperature (> 0) in units of return: smaller is greedier.
-      noise_std: perturbation std, a scalar or [A]; `None` for a quarter of the range.
-      alpha: smoothing of the mean update, in [0, 1).
-      num_particles: P. discount: per-step discount of predicted rewards.
+      temperature, noise_scale, alpha, discount: defaults of `MPPIHParams`.
+      num_particles: P.
+      value_fn: optional terminal value `(params, obs) -> []` (see `trajectory_return`).
+      proposal: optional policy prior `(key, params, obs) -> action[A]`.
+      num_proposals: M <= N - 1 proposal sequences per call (static).
+      lambda_: older name of `temperature` (overrides it when given).
+      noise_std: older absolute perturbation std, a scalar or [A] (overrides
+        `noise_scale` when given, as `noise_std / (high - low)`).
     """
     name = "mppi"
-    horizon, num_samples, num_particles = _check_common(
-        name, spec, horizon, num_samples, num_particles, discount)
+    horizon, num_samples, num_particles = check_common(name, spec, horizon, num_samples,
+                                                       num_particles, discrete=False)
     num_iters = check_count(name, "num_iters", num_iters)
-    _check_alpha(name, alpha)
-    check_float(name, "lambda_", lambda_, 0.0, _INF, low_open=True,
-                hint="; it is a temperature in units of return")
+    num_proposals = check_extras(name, value_fn, proposal, num_proposals, num_samples - 1,
+                                 "num_samples - 1: sample 0 is the unperturbed mean")
+    low, high, mid, _ = _bounds(spec)
+    if lambda_ is not None:
+        temperature = lambda_
     if noise_std is not None:
-        check_float(name, "noise_std", noise_std, 0.0, _INF, low_open=True)
-    low, high, mid, quarter = _bounds(spec)
+        check_positive(name, "noise_std", noise_std)
+        noise_scale = jnp.asarray(noise_std, jnp.float32) / (high - low)
+    defaults = MPPIHParams(temperature=temperature, noise_scale=noise_scale, alpha=alpha,
+                           discount=discount)
+    check_ranges(name, defaults, MPPI_RANGES)
     seq_shape = (horizon, spec.action_dim)
-    sigma = quarter if noise_std is None else jnp.asarray(noise_std, jnp.float32)
+    propose = _continuous_proposer(proposal, model_fn, spec, horizon, num_proposals)
 
     def init() -> PlannerState:
         return PlannerState(mean=jnp.broadcast_to(mid, seq_shape).astype(jnp.float32))
 
-    def plan(key, state, model_params, obs):
+    def plan(key, state, model_params, obs, hparams=None):
+        hp = call_hparams(name, hparams, defaults, MPPI_RANGES)
+        key, proposals = propose(key, model_params, obs)
         mean = shift(state.mean, mid)
-        temperature = jnp.asarray(lambda_, jnp.float32)
-        momentum = jnp.asarray(alpha, jnp.float32)
+        sigma = hp.noise_scale * (high - low)
 
         def iteration(carry, iter_key):
             mean, _ = carry
             sample_key, eval_key = jax.random.split(iter_key)
             noise = jax.random.normal(sample_key, (num_samples, *seq_shape), jnp.float32)
             samples = jnp.clip(mean + sigma * noise.at[0].set(0.0), low, high)
+            samples = insert_proposals(samples, proposals, num_samples)
             returns = evaluate_candidates(model_fn, model_params, eval_key, obs, samples,
-                                          discount, num_particles)
-            weights = jax.nn.softmax(returns / temperature)
+                                          hp.discount, num_particles, value_fn)
+            weights = jax.nn.softmax(returns / hp.temperature)
             update = jnp.einsum("n,nha->ha", weights, samples)
-            mean = momentum * mean + (1 - momentum) * update
+            mean = hp.alpha * mean + (1 - hp.alpha) * update
             return (mean, jnp.sum(weights * jnp.where(weights > 0, returns, 0.0))), None
 
         init_carry = (mean, jnp.zeros((), jnp.float32))
         (mean, expected), _ = jax.lax.scan(iteration, init_carry, jax.random.split(key, num_iters))
         return mean[0], PlannerState(mean=mean), PlanInfo(expected, mean)
 
-    return Planner(init, plan)
+    return Planner(init, plan, defaults)

@@ -1,13 +1,12 @@
 """The runner: chunked compiled loops, logs, checkpoints, sweeps on devices, plots."""
 from jaxmbrl.run._checkpoint import CheckpointError
-from jaxmbrl.run._config import ALGORITHMS, UsageError, available_algorithms, get_algorithm, resolve
+from jaxmbrl.run._config import UsageError, available_algorithms, get_algorithm, resolve
 from jaxmbrl.run._diagnose import diagnose
 from jaxmbrl.run._plots import learning_curves
 from jaxmbrl.run._runner import RunOptions, RunResult, batch_hparams, batch_keys, run
 from jaxmbrl.run._sweep import sweep
 
 __all__ = [
-    "ALGORITHMS",
     "CheckpointError",
     "RunOptions",
     "RunResult",

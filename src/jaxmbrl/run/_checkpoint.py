@@ -71,5 +71,7 @@ def restore(directory: str, target: Any, step: Optional[int] = None) -> tuple[in
                 f"checkpoint {path} does not match this config: array {name} is {got.dtype}{list(got.shape)}, "
                 f"expected {spec.dtype}{list(spec.shape)}"
             )
-    restored = [leaves[f"leaf_{i:05d}"] for i in range(len(flat))]
+    # Device arrays, not numpy: jit keys its cache on committed device arrays, so a
+    # numpy state would dispatch (and compile) a second time.
+    restored = jax.device_put([leaves[f"leaf_{i:05d}"] for i in range(len(flat))])
     return step, jax.tree.unflatten(treedef, restored)

@@ -3,18 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import json
 import os
-from typing import Any, Dict, Iterable, Tuple
+from typing import Any, Dict, Iterable, Mapping, Tuple
 
-# Algorithms the runner knows: name -> module with Config, HParams, make_train.
-ALGORITHMS = {
-    "pets": "jaxmbrl.algorithms.pets",
-    "dyna": "jaxmbrl.algorithms.dyna",
-    "mbpo": "jaxmbrl.algorithms.mbpo",
-    "dreamer": "jaxmbrl.algorithms.dreamer",
-}
+from jaxmbrl.algorithms import _registry
+from jaxmbrl.algorithms._contract import RENAMED
 
 
 class UsageError(ValueError):
@@ -22,30 +16,24 @@ class UsageError(ValueError):
 
 
 def available_algorithms() -> Tuple[str, ...]:
-    out = []
-    for name, module in ALGORITHMS.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
-        out.append(name)
-    return tuple(out)
+    """The registered algorithms (`jaxmbrl.algorithms.register_algorithm`)."""
+    return _registry.algorithm_names()
 
 
 def get_algorithm(name: str):
-    """The algorithm module (`Config`, `HParams`, `make_train`) for `name`."""
+    """The algorithm module (`Config`, `HParams`, `make_train`, `supports`) for `name`."""
     names = available_algorithms()
     if name not in names:
         near = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
         hint = f" Did you mean {' or '.join(near)}?" if near else ""
         raise UsageError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(names)}.")
-    return importlib.import_module(ALGORITHMS[name])
+    return _registry.load_algorithm(name)
 
 
 def _fields(algo) -> Dict[str, Tuple[str, Any]]:
     """Settable fields: name -> ("config" | "hparams", default value)."""
     out = {f.name: ("config", getattr(algo.Config(), f.name)) for f in dataclasses.fields(algo.Config)}
-    for name, default in algo.HParams()._asdict().items():
+    for name, default in algo.Config().hparams()._asdict().items():
         out[name] = ("hparams", default)
     return out
 
@@ -72,11 +60,18 @@ def _parse(name: str, text: Any, default: Any) -> Any:
             items = text if isinstance(text, (list, tuple)) else [t for t in str(text).strip("()[] ").split(",") if t.strip()]
             kind = type(default[0]) if default else int
             return tuple(kind(str(t).strip()) for t in items)
+        if isinstance(default, Mapping):
+            value = json.loads(text) if isinstance(text, str) else text
+            if not isinstance(value, Mapping):
+                raise ValueError
+            return dict(value)
         return str(text)
     except (TypeError, ValueError):
         kind = "true/false" if isinstance(default, bool) else type(default).__name__
         if isinstance(default, tuple):
             kind = "comma-separated integers, e.g. 64,64"
+        if isinstance(default, Mapping):
+            kind = 'JSON mapping, e.g. {"max_steps_in_episode": 100}'
         raise UsageError(f"{name}={text!r} is not a valid {kind} (default {default!r}).") from None
 
 
@@ -92,6 +87,8 @@ def parse_assignments(pairs: Iterable[str]) -> Dict[str, str]:
 
 def check_field(algo_name: str, algo, name: str) -> Tuple[str, Any]:
     fields = _fields(algo)
+    if name not in fields and name in RENAMED:
+        raise UsageError(f"field {name!r} of {algo_name} was renamed: use {RENAMED[name]}.")
     if name not in fields:
         near = difflib.get_close_matches(name, list(fields), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(near)}?" if near else f" Valid fields: {', '.join(fields)}."
@@ -141,19 +138,20 @@ def resolve(algo_name: str, *, preset: str = "default", file: str | None = None,
         default = getattr(base, name) if where == "config" else getattr(algo.HParams(), name)
         value = _parse(name, text, default)
         (config_kw if where == "config" else hp_kw)[name] = value
-    config = dataclasses.replace(base, **config_kw)
     try:
-        validate = getattr(config, "validate", None)
-        if validate is not None:
-            validate()
+        config = dataclasses.replace(base, **config_kw)
+        config.validate()
+        hparams = config.hparams()._replace(**hp_kw)
+        config.validate_hparams(hparams)
     except ValueError as err:
-        raise UsageError(str(err)) from None
-    hparams = config.hparams()._replace(**hp_kw)
+        raise UsageError(str(err).splitlines()[0]) from None
     return algo, config, hparams
 
 
 def config_dict(config, hparams) -> Dict[str, Any]:
     def plain(v):
+        if isinstance(v, Mapping):
+            return {k: plain(x) for k, x in v.items()}
         return list(v) if isinstance(v, tuple) else v
 
     return {

@@ -39,30 +39,115 @@ def load_state(run_dir: str):
     return algo_name, config, train, state, meta
 
 
-def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None = None):
-    """k-step open-loop error of the model of batch member `member`, k = 1..horizon.
+def open_loop_error(model, model_state, key, transitions, horizon: int):
+    """k-step open-loop error of any `models.Model`, k = 1..horizon.
 
-    Uses the transitions in that member's replay buffer (the first env's stream).
-    Returns `(errors [K], png path)`.
+    From every start t, `model.step` rolls the logged actions forward from the logged
+    observation t (all starts at once, one batched step per k; predictions are samples,
+    as the planners see them) and is compared with the logged observation t + k.
+    Starts whose k steps would cross an episode end are left out.
+
+    Args:
+      transitions: consecutive transitions of one env, in time order [N, ...].
+    Returns:
+      [K] mean squared error per observation dim, each dim standardised by the
+      observations' own std (1.0 is as bad as predicting the mean).
     """
+    n = transitions.reward.shape[0]
+    starts = jnp.arange(n - horizon + 1)
+    obs_std = jnp.maximum(transitions.obs.reshape(n, -1).std(0), 1e-6)
+    ends = (transitions.terminated | transitions.truncated).astype(jnp.int32)
+
+    def step(carry, j):
+        obs, crossed = carry
+        nxt, _, _ = model.step(jax.random.fold_in(key, j), model_state, obs, transitions.action[starts + j])
+        err = (((nxt - transitions.next_obs[starts + j]).reshape(starts.shape[0], -1) / obs_std) ** 2).mean(1)
+        valid = crossed == 0
+        return (nxt.astype(obs.dtype), crossed + ends[starts + j]), (err, valid)
+
+    init = (transitions.obs[starts], jnp.zeros(starts.shape, jnp.int32))
+    _, (errs, valid) = jax.lax.scan(step, init, jnp.arange(horizon))
+    return (errs * valid).sum(1) / jnp.maximum(valid.sum(1), 1)
+
+
+def latent_open_loop_error(rssm, params, key, steps, horizon: int):
+    """k-step open-loop error of an RSSM world model (Dreamer), k = 1..horizon.
+
+    The stream is filtered once (`observe`); from every posterior s_t the prior is rolled
+    forward with the logged actions a_t..a_{t+k-1} and decoded, and compared with o_{t+k}
+    in the decoder's units (symlog for vectors). Starts that cross an episode start are
+    left out.
+
+    Args:
+      steps: Dreamer `Step` records of one env in time order [N, ...].
+    Returns:
+      [K] mean squared error per observation dim, standardised as in `open_loop_error`.
+    """
+    n = steps.reward.shape[0]
+    starts = jnp.arange(n - horizon)
+    k_obs, k_img = jax.random.split(key)
+    seen = models.observe(rssm, params, k_obs, steps.obs[None], steps.action[None], steps.is_first[None])
+    post = jax.tree.map(lambda x: x[0, starts], seen.posterior)
+    target = steps.obs.astype(jnp.float32)
+    target = target if rssm.config.uses_cnn else models.symlog(target)
+    flat = target.reshape(n, -1)
+    std = jnp.maximum(flat.std(0), 1e-6)
+
+    def step(carry, j):
+        state, crossed = carry
+        state, _ = models.img_step(rssm, params, jax.random.fold_in(k_img, j), state, steps.action[starts + j])
+        crossed = crossed + steps.is_first[starts + j + 1].astype(jnp.int32)
+        recon = models.decode(rssm, params, models.features(state)).reshape(starts.shape[0], -1)
+        err = (((recon - flat[starts + j + 1]) / std) ** 2).mean(1)
+        return (state, crossed), (err, crossed == 0)
+
+    init = (post, jnp.zeros(starts.shape, jnp.int32))
+    _, (errs, valid) = jax.lax.scan(step, init, jnp.arange(horizon))
+    return (errs * valid).sum(1) / jnp.maximum(valid.sum(1), 1)
+
+
+def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None = None):
+    """k-step open-loop error of the learned model of batch member `member`, k = 1..horizon.
+
+    Works for every algorithm that learns a model: a `models.Model` (`train.model`:
+    PETS, MBPO, deep Dyna) or an RSSM (`train.rssm`: Dreamer). Uses that member's
+    replay (the first env's stream). Returns `(errors [K], png path)`.
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise UsageError(f"--horizon must be an integer >= 1, got {horizon!r}.")
     algo_name, config, train, state, meta = load_state(run_dir)
-    ens = getattr(train, "ensemble", None)
-    if ens is None or not hasattr(state, "model") or not hasattr(state, "buffer"):
-        raise UsageError(f"diagnose needs a learned dynamics model; {algo_name} runs have none.")
     pick = lambda tree: jax.tree.map(lambda x: x[member], tree)
-    mstate, buffer = pick(state.model), pick(state.buffer)
-    size = int(buffer.size)
-    num_envs = getattr(config, "num_envs", 1)
-    # Rows are stored time-major with the envs interleaved: keep env 0's stream.
-    data = jax.tree.map(lambda x: x[:size].reshape((size // num_envs, num_envs) + x.shape[1:])[:, 0], buffer.data)
-    if data.reward.shape[0] <= horizon:
-        raise UsageError(f"the run's buffer holds {data.reward.shape[0]} steps; use --horizon below that.")
-    errors = np.asarray(jax.jit(lambda m, d: models.open_loop_error(ens, m, d, horizon))(mstate, data))
+    key = jax.random.PRNGKey(0)
+    rssm = getattr(train, "rssm", None)
+    model = getattr(train, "model", None)
+    if rssm is not None:
+        buffer = pick(state.buffer)
+        size = int(buffer.size)
+        data = jax.tree.map(lambda x: x[:size, 0], buffer.data)  # [C, B, ...]: env 0's stream
+        _check_length(data.reward.shape[0], horizon + 1)
+        errors = jax.jit(lambda p, d: latent_open_loop_error(rssm, p, key, d, horizon))(pick(state.model_params), data)
+    elif model is not None and getattr(state, "model", None) is not None:
+        mstate, buffer = pick(state.model), pick(state.buffer)
+        size = int(buffer.size)
+        num_envs = getattr(config, "num_envs", 1)
+        # Rows are stored time-major with the envs interleaved: keep env 0's stream.
+        data = jax.tree.map(lambda x: x[:size].reshape((size // num_envs, num_envs) + x.shape[1:])[:, 0], buffer.data)
+        _check_length(data.reward.shape[0], horizon)
+        errors = jax.jit(lambda m, d: open_loop_error(model, m, key, d, horizon))(mstate, data)
+    else:
+        raise UsageError(f"diagnose needs a learned dynamics model; this {algo_name} run has none "
+                         f"(tabular Dyna and max_planning_steps=0 learn no network model).")
+    errors = np.asarray(errors)
     png = png or os.path.join(run_dir, "model_error.png")
     _plot(errors, png, f"{algo_name} on {config.env_id}: open-loop model error")
     with open(os.path.join(run_dir, "model_error.json"), "w") as f:
         json.dump({"k": list(range(1, horizon + 1)), "mse": errors.tolist()}, f)
     return errors, png
+
+
+def _check_length(available: int, needed: int) -> None:
+    if available <= needed:
+        raise UsageError(f"the run's replay holds {available} steps; use a --horizon below {available - 1}.")
 
 
 def _plot(errors, png, title):

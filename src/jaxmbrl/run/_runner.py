@@ -165,6 +165,8 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
     """Runs `len(hparams_points) x options.seeds` runs of one config as one program."""
     algo = _config.get_algorithm(algo_name)
     try:
+        for hp in hparams_points:
+            config.validate_hparams(hp)
         train = algo.make_train(config)
     except ValueError as err:
         raise UsageError(str(err).splitlines()[0]) from None

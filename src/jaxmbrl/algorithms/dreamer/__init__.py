@@ -10,6 +10,7 @@ from jaxmbrl.algorithms.dreamer._dreamer import (
     Train,
     make_train,
     sample_sequences,
+    supports,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "Train",
     "make_train",
     "sample_sequences",
+    "supports",
 ]

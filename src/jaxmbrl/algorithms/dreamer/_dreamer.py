@@ -1,13 +1,13 @@
 """Dreamer (Hafner et al. 2020, 2021, 2023), compiled end to end.
 
 One iteration = `steps_per_iteration` vectorised env steps, a `lax.scan` over blocks of
-`train_every` steps. In each block the envs step under the controller (the actor on the
+`model_train_every` steps. In each block the envs step under the controller (the actor on the
 filtered latent state, or a planner in latent space), every step is written to a
 sequence replay, and then `updates_per_train` updates run: a world-model update on
-`batch_size` sequences of `seq_len` steps, and (with the actor as controller) an
+`model_batch_size` sequences of `seq_len` steps, and (with the actor as controller) an
 actor-critic update on imagined `imag_horizon`-step trajectories that start from every
 posterior state of the batch. `train_ratio` is the number of replayed steps
-(batch_size * seq_len per update) per env step, as in DreamerV3. After each iteration
+(model_batch_size * seq_len per update) per env step, as in DreamerV3. After each iteration
 the greedy controller is evaluated on `num_eval_episodes` fresh episodes.
 
 Replay keeps one record per env and step (DreamerV3's layout):
@@ -19,37 +19,85 @@ first, marked `is_first`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models, planning
 from jaxmbrl.agents import actor_critic as ac_lib
+from jaxmbrl.algorithms._contract import (
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    UNIT,
+    ConfigBase,
+    as_float32,
+    evaluate,
+    planner_hparams,
+    planner_ranges,
+    resolve_env,
+)
 from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
 from jaxmbrl.models._rssm import ENCODERS
 from jaxmbrl.types import Array, PRNGKey
 
-CONTROLLERS = ("actor",) + planning.CONTINUOUS_PLANNERS + planning.DISCRETE_PLANNERS
+CONTROLLERS = ("actor",) + tuple(p for p in planning.PLANNERS if p != "auto")
+
+
+class HParams(NamedTuple):
+    """Float hyperparameters, traced: `jax.vmap(train.run)(keys, hparams)` sweeps them.
+
+    The `planner_*` fields are the floats of every registered planner, read by the one a
+    planner controller names (see `jaxmbrl.planning.planner_float_fields`).
+    """
+
+    model_learning_rate: Any = 6e-4
+    actor_learning_rate: Any = 2e-4
+    critic_learning_rate: Any = 2e-4
+    discount: Any = 0.99
+    lambda_: Any = 0.95
+    entropy: Any = 3e-4
+    target_tau: Any = 0.02  # the slow critic's Polyak rate
+    return_decay: Any = 0.99
+    free_bits: Any = 1.0
+    dyn_scale: Any = 0.5
+    rep_scale: Any = 0.1
+    explore_noise: Any = 0.3  # latent planning while training: Gaussian std (continuous) or epsilon (discrete)
+    planner_alpha: Any = 0.1  # CEM/iCEM mean/std momentum; MPPI smoothing
+    planner_beta: Any = 2.0  # iCEM colored-noise exponent
+    planner_gamma: Any = 1.25  # iCEM population decay
+    planner_keep_fraction: Any = 0.3  # iCEM elites carried over
+    planner_temperature: Any = 1.0  # MPPI temperature (units of return)
+    planner_noise_scale: Any = 0.25  # MPPI noise std as a fraction of the action range
+    planner_uniform_mix: Any = 0.3  # discrete CEM: weight of the uniform distribution mixed in
+
+    def actor_critic(self) -> ac_lib.ActorCriticHParams:
+        return ac_lib.ActorCriticHParams(self.actor_learning_rate, self.critic_learning_rate, self.discount,
+                                         self.lambda_, self.entropy, self.target_tau, self.return_decay)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(ConfigBase):
     """Static Dreamer configuration: shapes, counts and names (changing one recompiles).
 
     The defaults are the CartPole-v1 run of `scripts/dreamer_cartpole.py`: a small world
-    model sized for a 2-core CPU. `steps_per_iteration` and `train_every` count
+    model sized for a 2-core CPU. `steps_per_iteration` and `model_train_every` count
     vectorised steps (each is `num_envs` env steps).
     """
 
+    NAME = "dreamer"
+    HPARAMS = HParams
+
     env_id: str = "CartPole-v1"
+    env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     num_envs: int = 4
-    num_iterations: int = 63  # in total, exploration ones included (63 x 1,600 = 100,800 env steps)
-    exploration_iterations: int = 1
+    num_iterations: int = 63  # in total, warm-up ones included (63 x 1,600 = 100,800 env steps)
+    warmup_iterations: int = 1
     steps_per_iteration: int = 400
-    train_every: int = 8  # must divide steps_per_iteration
+    model_train_every: int = 8  # world-model and actor-critic updates every this many steps; divides steps_per_iteration
     train_ratio: int = 16  # replayed steps per env step (DreamerV3 uses 32-1024; CPU budget)
-    batch_size: int = 16
+    model_batch_size: int = 16  # sequences per update
     seq_len: int = 32
     buffer_capacity: int = 0  # vectorised steps kept; 0 keeps the whole run
     # World model.
@@ -64,11 +112,12 @@ class Config:
     # Behaviour.
     controller: str = "actor"  # or a planner of jaxmbrl.planning: latent planning (PlaNet)
     imag_horizon: int = 15
-    actor_hidden_sizes: Tuple[int, ...] = (128, 128)
+    policy_hidden_sizes: Tuple[int, ...] = (128, 128)  # actor and critic
     planner_horizon: int = 12
     planner_samples: int = 256
     planner_elites: int = 32
     planner_iterations: int = 5
+    planner_particles: int = 1
     # Evaluation.
     num_eval_episodes: int = 4
 
@@ -76,95 +125,61 @@ class Config:
     def tiny(cls, **overrides) -> "Config":
         """Seconds-scale settings for tests."""
         base = dict(
-            num_envs=2, num_iterations=3, exploration_iterations=1, steps_per_iteration=16,
-            train_every=8, train_ratio=8, batch_size=4, seq_len=8, deter_size=16, stoch_size=4,
-            classes=4, hidden_size=16, mlp_layers=1, cnn_depth=4, imag_horizon=4, actor_hidden_sizes=(16,),
+            num_envs=2, num_iterations=3, warmup_iterations=1, steps_per_iteration=16,
+            model_train_every=8, train_ratio=8, model_batch_size=4, seq_len=8, deter_size=16, stoch_size=4,
+            classes=4, hidden_size=16, mlp_layers=1, cnn_depth=4, imag_horizon=4, policy_hidden_sizes=(16,),
             planner_horizon=3, planner_samples=8, planner_elites=2, planner_iterations=2, num_eval_episodes=2,
         )
         base.update(overrides)
         return cls(**base)
 
-    def hparams(self) -> "HParams":
-        return HParams()
-
     @property
     def updates_per_train(self) -> int:
         """Updates after each block: train_ratio * env steps per block / replayed steps per update."""
-        return round(self.train_ratio * self.train_every * self.num_envs / (self.batch_size * self.seq_len))
+        return round(self.train_ratio * self.model_train_every * self.num_envs / (self.model_batch_size * self.seq_len))
 
-    def validate(self) -> None:
-        positive = (
-            "num_envs", "num_iterations", "steps_per_iteration", "train_every", "train_ratio", "batch_size",
-            "seq_len", "deter_size", "stoch_size", "classes", "hidden_size", "mlp_layers", "cnn_depth",
-            "imag_horizon", "planner_horizon", "planner_samples", "planner_elites", "planner_iterations",
-            "num_eval_episodes",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"dreamer.Config.{name} must be an integer >= 1, got {value!r}.")
-        if not isinstance(self.buffer_capacity, int) or self.buffer_capacity < 0:
-            raise ValueError(f"dreamer.Config.buffer_capacity must be an integer >= 0, got {self.buffer_capacity!r}.")
-        if not 1 <= self.exploration_iterations < self.num_iterations:
+    def _validate(self) -> None:
+        self._ints(1, "num_envs", "num_iterations", "steps_per_iteration", "model_train_every", "train_ratio",
+                   "model_batch_size", "seq_len", "deter_size", "stoch_size", "classes", "hidden_size",
+                   "mlp_layers", "cnn_depth", "imag_horizon", "planner_horizon", "planner_samples",
+                   "planner_elites", "planner_iterations", "planner_particles", "num_eval_episodes")
+        self._ints(0, "buffer_capacity")
+        if not 1 <= self.warmup_iterations < self.num_iterations:
             raise ValueError(
-                f"dreamer.Config.exploration_iterations={self.exploration_iterations} must be >= 1 (the "
+                f"dreamer.Config.warmup_iterations={self.warmup_iterations} must be >= 1 (the "
                 f"replay needs sequences) and < num_iterations={self.num_iterations}."
             )
-        if self.steps_per_iteration % self.train_every:
-            raise ValueError(
-                f"dreamer.Config.train_every={self.train_every} must divide steps_per_iteration="
-                f"{self.steps_per_iteration}."
-            )
+        self._divides("model_train_every", "steps_per_iteration")
         if self.updates_per_train < 1:
-            need = self.batch_size * self.seq_len / (self.train_ratio * self.num_envs)
+            need = self.model_batch_size * self.seq_len / (self.train_ratio * self.num_envs)
             raise ValueError(
                 f"dreamer.Config.train_ratio={self.train_ratio} gives fewer than one update per block of "
-                f"{self.train_every} steps x {self.num_envs} envs (an update replays batch_size * seq_len = "
-                f"{self.batch_size * self.seq_len} steps); raise train_ratio or set train_every >= {need:.0f}."
+                f"{self.model_train_every} steps x {self.num_envs} envs (an update replays model_batch_size * "
+                f"seq_len = {self.model_batch_size * self.seq_len} steps); raise train_ratio or set "
+                f"model_train_every >= {need:.0f}."
             )
-        if self.exploration_iterations * self.steps_per_iteration < self.seq_len:
+        if self.warmup_iterations * self.steps_per_iteration < self.seq_len:
             raise ValueError(
-                f"dreamer.Config: the exploration iterations give {self.exploration_iterations * self.steps_per_iteration} "
-                f"steps per env, fewer than seq_len={self.seq_len}; raise exploration_iterations or "
+                f"dreamer.Config: the warm-up iterations give {self.warmup_iterations * self.steps_per_iteration} "
+                f"steps per env, fewer than seq_len={self.seq_len}; raise warmup_iterations or "
                 f"steps_per_iteration."
             )
         if self.buffer_capacity and self.buffer_capacity < self.seq_len:
             raise ValueError(
                 f"dreamer.Config.buffer_capacity={self.buffer_capacity} is below seq_len={self.seq_len}."
             )
-        if self.controller not in CONTROLLERS:
-            raise ValueError(f"dreamer.Config.controller={self.controller!r} is unknown; choose one of {CONTROLLERS}.")
-        if self.planner_elites > self.planner_samples:
-            raise ValueError(
-                f"dreamer.Config.planner_elites={self.planner_elites} exceeds planner_samples={self.planner_samples}."
-            )
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"dreamer.Config.encoder={self.encoder!r} is unknown; choose one of {ENCODERS}.")
-        if not self.actor_hidden_sizes or any(int(h) < 1 for h in self.actor_hidden_sizes):
-            raise ValueError(f"dreamer.Config.actor_hidden_sizes must be positive widths, got {self.actor_hidden_sizes!r}.")
+        self._choice("controller", CONTROLLERS)
+        self._at_most("planner_elites", "planner_samples")
+        self._choice("encoder", ENCODERS)
+        self._widths("policy_hidden_sizes")
 
 
-class HParams(NamedTuple):
-    """Float hyperparameters, traced: `jax.vmap(train.run)(keys, hparams)` sweeps them."""
-
-    model_learning_rate: Any = 6e-4
-    actor_learning_rate: Any = 2e-4
-    critic_learning_rate: Any = 2e-4
-    discount: Any = 0.99
-    lambda_: Any = 0.95
-    entropy: Any = 3e-4
-    slow_critic_tau: Any = 0.02
-    return_decay: Any = 0.99
-    free_bits: Any = 1.0
-    dyn_scale: Any = 0.5
-    rep_scale: Any = 0.1
-    planner_alpha: Any = 0.1  # CEM/iCEM momentum, MPPI smoothing (latent planning)
-    mppi_temperature: Any = 1.0
-    explore_noise: Any = 0.3  # latent planning while training: Gaussian std (continuous) or epsilon (discrete)
-
-    def actor_critic(self) -> ac_lib.ActorCriticHParams:
-        return ac_lib.ActorCriticHParams(self.actor_learning_rate, self.critic_learning_rate, self.discount,
-                                         self.lambda_, self.entropy, self.slow_critic_tau, self.return_decay)
+Config.HPARAM_RANGES = {
+    "model_learning_rate": POSITIVE, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
+    "discount": UNIT, "lambda_": UNIT, "entropy": NON_NEGATIVE, "target_tau": RATE, "return_decay": UNIT,
+    "free_bits": NON_NEGATIVE, "dyn_scale": NON_NEGATIVE, "rep_scale": NON_NEGATIVE,
+    "explore_noise": NON_NEGATIVE, **planner_ranges(),
+}
 
 
 class Step(NamedTuple):
@@ -180,7 +195,7 @@ class Step(NamedTuple):
 class Metrics(NamedTuple):
     """Per-iteration metrics (each a scalar; stacked [iterations] by `run`)."""
 
-    iteration: Array  # int32, 0-based, exploration iterations included
+    iteration: Array  # int32, 0-based, warm-up iterations included
     env_steps: Array  # int32, total so far
     episode_return: Array  # mean return of training episodes completed this iteration (NaN if none)
     episodes: Array  # int32
@@ -205,7 +220,7 @@ class State(NamedTuple):
     latent: models.RSSMState  # [B] posterior of the last step
     prev_action: Array  # [B, A] | [B]
     is_first: Array  # [B] bool: `obs` starts an episode
-    planner: Optional[planning.PlannerState]  # [B, ...] with a planner controller, else None
+    planner: Any  # the planner's state [B, ...] with a planner controller, else None
     episode_return: Array  # [B]
     buffer: buffers.BufferState  # Step records with leaves [C, B, ...]
     model_params: Any
@@ -213,7 +228,7 @@ class State(NamedTuple):
     agent: ac_lib.ActorCriticState
     iteration: Array  # int32
     env_steps: Array  # int32
-    warmup: Metrics  # [exploration_iterations]
+    warmup: Metrics  # [warmup_iterations]
 
 
 class Train(NamedTuple):
@@ -226,6 +241,14 @@ class Train(NamedTuple):
     run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
     rssm: models.RSSM
     agent: ac_lib.ActorCritic
+    spec: envs.EnvSpec
+
+
+def supports(spec: envs.EnvSpec) -> Optional[str]:
+    """Any action space; the evaluation needs an episode length. Images get the CNN."""
+    if spec.max_steps < 1:
+        return None
+    return "cnn" if len(spec.obs_shape) == 3 else ""
 
 
 _LOSS_FIELDS = ("model_loss", "reconstruction", "reward_loss", "cont_loss", "kl", "actor_loss", "critic_loss",
@@ -243,24 +266,24 @@ def sample_sequences(key: PRNGKey, buffer: buffers.BufferState, batch_size: int,
     return batch._replace(is_first=batch.is_first.at[:, 0].set(True))
 
 
-def make_train(config: Config) -> Train:
+def make_train(config: Config, *, env=None) -> Train:
     """Builds Dreamer's pure `init/step/run` for `config`.
 
+    Args:
+      env: an environment that is not registered: a gymnax env object or `(env, params)`.
     Raises:
       ValueError for an invalid config or a controller that does not fit the action
       space; `envs.UnknownEnvError` for an unknown env id.
     """
     cfg = config
     cfg.validate()
-    env, env_params, spec = envs.make(cfg.env_id)
+    env, env_params, spec = resolve_env(cfg, env)
     if spec.max_steps < 1:
-        raise ValueError(f"{cfg.env_id} has no episode length; Dreamer's evaluation needs one.")
+        raise ValueError(f"{spec.env_id} has no episode length; Dreamer's evaluation needs one.")
     use_planner = cfg.controller != "actor"
-    if use_planner:
-        planning.resolve_planner(cfg.controller, spec, cfg.env_id)
     if cfg.encoder == "cnn" and len(spec.obs_shape) != 3:
         raise ValueError(
-            f"dreamer.Config.encoder='cnn' needs image-like observations [H, W, C], but {cfg.env_id} has "
+            f"dreamer.Config.encoder='cnn' needs image-like observations [H, W, C], but {spec.env_id} has "
             f"obs_shape {spec.obs_shape}; use encoder='mlp' or 'auto'."
         )
     rssm = models.make_rssm(spec.obs_shape, spec.action_dim, discrete_actions=spec.discrete,
@@ -268,19 +291,20 @@ def make_train(config: Config) -> Train:
                             hidden_size=cfg.hidden_size, mlp_layers=cfg.mlp_layers, encoder=cfg.encoder,
                             cnn_depth=cfg.cnn_depth)
     agent = ac_lib.make_actor_critic(rssm.config.feature_size, spec.action_dim, discrete=spec.discrete,
-                                     low=spec.low, high=spec.high, hidden_sizes=cfg.actor_hidden_sizes)
+                                     low=spec.low, high=spec.high, hidden_sizes=cfg.policy_hidden_sizes)
     latent_model = models.latent_model_fn(rssm)
 
-    def planner_for(hp: HParams) -> planning.Planner:
-        return planning.make_planner(
-            cfg.controller, latent_model, spec, horizon=cfg.planner_horizon, num_samples=cfg.planner_samples,
-            num_elites=cfg.planner_elites, num_iters=cfg.planner_iterations, discount=hp.discount,
-            alpha=hp.planner_alpha, mppi_temperature=hp.mppi_temperature)
-
+    planner = None
     if use_planner:
-        planner_for(HParams())  # fail at build time, not inside the first trace
+        planner_name = planning.resolve_planner(cfg.controller, spec)
+        planner = planning.make_planner(
+            planner_name, latent_model, spec, horizon=cfg.planner_horizon, num_samples=cfg.planner_samples,
+            num_elites=cfg.planner_elites, num_iters=cfg.planner_iterations,
+            num_particles=cfg.planner_particles)
+        # Check the default floats now, so that bad settings fail here, not inside a trace.
+        planning.check_hparams(planner_name, planner_hparams(planner_name, cfg.hparams()))
 
-    blocks = cfg.steps_per_iteration // cfg.train_every
+    blocks = cfg.steps_per_iteration // cfg.model_train_every
     updates = cfg.updates_per_train
     capacity = cfg.buffer_capacity or cfg.num_iterations * cfg.steps_per_iteration
     env_steps_per_iteration = cfg.steps_per_iteration * cfg.num_envs
@@ -296,13 +320,12 @@ def make_train(config: Config) -> Train:
         if not use_planner:
             return agent.act(key, state.agent, models.features(post), deterministic), state.planner
         hp = state.hparams
-        planner = planner_for(hp)
         fresh = jax.tree.map(lambda x: jnp.broadcast_to(x, (num,) + x.shape), planner.init())
         pstate = jax.tree.map(
             lambda f, old: jnp.where(is_first.reshape((-1,) + (1,) * (f.ndim - 1)), f, old), fresh, state.planner)
         k_plan, k_noise, k_random = jax.random.split(key, 3)
-        actions, pstate, _ = jax.vmap(planner.plan, in_axes=(0, 0, None, 0))(
-            jax.random.split(k_plan, num), pstate, state.model_params, post)
+        actions, pstate, _ = jax.vmap(planner.plan, in_axes=(0, 0, None, 0, None))(
+            jax.random.split(k_plan, num), pstate, state.model_params, post, planner_hparams(planner_name, hp))
         if not deterministic:
             if spec.discrete:
                 random = jax.random.randint(k_random, (num,), 0, spec.num_actions, dtype=actions.dtype)
@@ -340,7 +363,7 @@ def make_train(config: Config) -> Train:
     def train_once(state: State, key) -> Tuple[State, dict]:
         hp = state.hparams
         k_sample, k_model, k_imagine = jax.random.split(key, 3)
-        batch = sample_sequences(k_sample, state.buffer, cfg.batch_size, cfg.seq_len)
+        batch = sample_sequences(k_sample, state.buffer, cfg.model_batch_size, cfg.seq_len)
         grad_fn = jax.value_and_grad(models.world_model_loss, argnums=1, has_aux=True)
         (_, (info, posterior)), grads = grad_fn(
             rssm, state.model_params, k_model, batch.obs, batch.action, batch.reward, batch.terminated,
@@ -384,30 +407,22 @@ def make_train(config: Config) -> Train:
         carry, _ = jax.lax.scan(body, carry, jax.random.split(k_scan, num_steps))
         return carry
 
-    def evaluate(key, state: State):
-        """Mean return of the first episode in each of `num_eval_episodes` fresh envs."""
+    def greedy_return(key, state: State):
+        """Mean return of the greedy controller's first episode in each of `num_eval_episodes` envs."""
         n = cfg.num_eval_episodes
-        k_reset, k_scan = jax.random.split(key)
-        obs, env_state = envs.batch_reset(env, env_params, k_reset, n)
-        pstate = None
-        if use_planner:
-            pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), planner_for(state.hparams).init())
 
-        def body(carry, k):
-            obs, env_state, latent, prev_action, is_first, pstate, ret, alive = carry
-            k_filter, k_act, k_env = jax.random.split(k, 3)
+        def act(k, obs, carry, is_first):
+            latent, prev_action, pstate = carry
+            k_filter, k_act = jax.random.split(k)
             post, _, _ = models.filter_step(rssm, state.model_params, k_filter, latent, prev_action, obs, is_first)
             action, pstate = control(k_act, state._replace(planner=pstate), post, is_first, deterministic=True)
-            transition, obs, env_state = envs.batch_step(env, env_params, k_env, env_state, obs, action)
-            ret = ret + jnp.where(alive, transition.reward, 0.0)
-            done = transition.terminated | transition.truncated
-            return (obs, env_state, post, action, done, pstate, ret, alive & ~done), None
+            return action, (post, action, pstate)
 
-        carry = (obs, env_state, models.initial_state(rssm, (n,)),
-                 jnp.zeros((n,) + spec.action_shape, spec.action_dtype), jnp.ones((n,), jnp.bool_), pstate,
-                 jnp.zeros((n,), jnp.float32), jnp.ones((n,), jnp.bool_))
-        carry, _ = jax.lax.scan(body, carry, jax.random.split(k_scan, spec.max_steps))
-        return carry[6].mean()
+        pstate = None
+        if use_planner:
+            pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), planner.init())
+        carry = (models.initial_state(rssm, (n,)), jnp.zeros((n,) + spec.action_shape, spec.action_dtype), pstate)
+        return evaluate(env, env_params, key, act, carry, n, spec.max_steps)
 
     def metrics_of(state, done_sum, done_count, eval_return, losses):
         return Metrics(
@@ -423,7 +438,7 @@ def make_train(config: Config) -> Train:
 
     def block(carry, _):
         state, done_sum, done_count = carry
-        state, d_sum, d_count = env_steps_scan(state, cfg.train_every, False)
+        state, d_sum, d_count = env_steps_scan(state, cfg.model_train_every, False)
         state, losses = train_phase(state)
         return (state, done_sum + d_sum, done_count + d_count), losses
 
@@ -432,12 +447,12 @@ def make_train(config: Config) -> Train:
         (state, done_sum, done_count), losses = jax.lax.scan(block, carry, None, length=blocks)
         key, k_eval = jax.random.split(state.key)
         state = state._replace(key=key)
-        eval_return = evaluate(k_eval, state)
+        eval_return = greedy_return(k_eval, state)
         metrics = metrics_of(state, done_sum, done_count, eval_return, {k: v.mean() for k, v in losses.items()})
         return state._replace(iteration=state.iteration + 1), metrics
 
     def init(key: PRNGKey, hp: HParams) -> State:
-        hp = HParams(*(jnp.asarray(h, jnp.float32) for h in hp))
+        hp = as_float32(hp)
         k_env, k_model, k_agent, k_run = jax.random.split(key, 4)
         obs, env_state = envs.batch_reset(env, env_params, k_env, cfg.num_envs)
         model_params = rssm.init(k_model)
@@ -446,7 +461,7 @@ def make_train(config: Config) -> Train:
                        jnp.zeros((cfg.num_envs,), jnp.bool_))
         pstate = None
         if use_planner:
-            pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_envs,) + x.shape), planner_for(hp).init())
+            pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_envs,) + x.shape), planner.init())
         state = State(
             key=k_run, hparams=hp, env_state=env_state, obs=obs,
             latent=models.initial_state(rssm, (cfg.num_envs,)), prev_action=example.action,
@@ -456,10 +471,10 @@ def make_train(config: Config) -> Train:
             iteration=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32), warmup=None,
         )
         state, warmup = jax.lax.scan(lambda s, _: explore_iteration(s), state, None,
-                                     length=cfg.exploration_iterations)
+                                     length=cfg.warmup_iterations)
         return state._replace(warmup=warmup)
 
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
-        return run_after_warmup(init, step, cfg.num_iterations - cfg.exploration_iterations, key, hp)
+        return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, rssm, agent)
+    return Train(cfg, init, step, run, rssm, agent, spec)

@@ -10,8 +10,8 @@ from jaxmbrl.algorithms.dyna._config import (
     Metrics,
     Train,
 )
-from jaxmbrl.algorithms.dyna._deep import DeepState, imagine
-from jaxmbrl.algorithms.dyna._dyna import make_train
+from jaxmbrl.algorithms.dyna._deep import DeepState, default_model
+from jaxmbrl.algorithms.dyna._dyna import make_train, supports
 from jaxmbrl.algorithms.dyna._tabular import (
     TabularModel,
     TabularState,
@@ -34,12 +34,13 @@ __all__ = [
     "TabularModel",
     "TabularState",
     "Train",
-    "imagine",
+    "default_model",
     "make_train",
     "planning_update",
     "q_learning_update",
     "record",
     "replay_pair",
     "state_index",
+    "supports",
     "tabular_num_states",
 ]

@@ -2,169 +2,25 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple, Tuple
+from typing import Any, Callable, Mapping, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxmbrl.algorithms._contract import (
+    MODEL_RANGES,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    UNIT,
+    ConfigBase,
+    as_float32,
+)
 from jaxmbrl.types import Array, PRNGKey
 
 MODES = ("tabular", "deep")
 PLANNING_POLICIES = ("epsilon_greedy", "uniform")
 TERMINATIONS = ("learned", "known")
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Static Dyna-Q configuration: shapes, counts and names (changing one recompiles).
-
-    `mode="tabular"` is Sutton & Barto's tabular Dyna-Q (a Q-table and a deterministic
-    last-seen model table) for finite-state envs (DynaMaze, FrozenLake-misc).
-    `mode="deep"` is DQN plus a learned Gaussian ensemble that generates one-step
-    synthetic transitions from replayed states; `max_planning_steps=0` is plain DQN.
-
-    One iteration is `steps_per_iteration` env steps in one environment (seeds are
-    batched by vmapping `run`); episodes run across iteration boundaries, and the
-    lengths and returns of the first `max_episodes` completed episodes are kept in the
-    state (`state.episodes`).
-
-    The defaults are tabular Dyna-Q on the Dyna Maze with n up to 50 (Figure 8.2; see
-    `scripts/dyna_maze.py`); the deep-mode fields default to `scripts/dyna_cartpole.py`'s
-    settings where they matter and are ignored by the tabular mode.
-    """
-
-    env_id: str = "DynaMaze"
-    # Keyword arguments for `envs.make` as (name, value) pairs (hashable), e.g.
-    # (("is_slippery", False),) for FrozenLake-misc or (("layout", rows),) for DynaMaze.
-    env_kwargs: Tuple[Tuple[str, Any], ...] = ()
-    mode: str = "tabular"
-    num_iterations: int = 20
-    steps_per_iteration: int = 1000
-    # Upper bound on the planning updates per real step. The number actually made is
-    # the traced `HParams.planning_steps`, clipped to [0, max_planning_steps], so one
-    # compiled program sweeps n; 0 here removes planning (and in deep mode the model).
-    max_planning_steps: int = 50
-    max_episodes: int = 1000
-    # Exploration: linear from HParams.epsilon_start to HParams.epsilon over this many
-    # env steps (counting deep mode's random warm-up); 0 keeps HParams.epsilon throughout.
-    epsilon_decay_steps: int = 0
-    # --- deep mode: DQN ---
-    hidden_sizes: Tuple[int, ...] = (64, 64)
-    batch_size: int = 64
-    buffer_size: int = 0  # 0: large enough for every step of `run`
-    learning_starts: int = 1000  # uniformly random env steps run inside `init`
-    updates_per_step: int = 1  # Q updates on real replayed batches per env step
-    target_update_period: int = 500  # Q updates (real and planned) between target moves
-    double_q: bool = True
-    huber_delta: float = 1.0
-    eval_episodes: int = 5  # greedy episodes at the end of every iteration; 0: none
-    eval_max_steps: int = 0  # 0: the env's time limit
-    # --- deep mode: model and planning ---
-    model_period: int = 1000  # env steps between model refits; divides steps_per_iteration
-    num_members: int = 5
-    num_model_elites: int = 5
-    model_hidden_sizes: Tuple[int, ...] = (64, 64)
-    model_epochs: int = 5  # per refit, over the whole buffer, warm-started
-    model_batch_size: int = 256
-    # Early stopping watches the held-out MSE of the Gaussian part only, which settles
-    # long before the termination head has learned anything: 0 keeps every epoch.
-    model_patience: int = 0
-    max_holdout: int = 2000
-    planning_batch_size: int = 0  # 0: batch_size
-    planning_policy: str = "epsilon_greedy"  # or "uniform"
-    # Which termination synthetic transitions use: "learned" (the ensemble's head, a
-    # Bernoulli draw from its probability) or "known" (`envs.termination_fn(env_id)` on
-    # the predicted next observation; classic-control ids).
-    termination: str = "learned"
-
-    @classmethod
-    def tiny(cls, **overrides) -> "Config":
-        """Seconds-scale settings for tests (deep ones when `mode="deep"` is passed)."""
-        if overrides.get("mode", "tabular") == "deep":
-            base = dict(
-                env_id="CartPole-v1", num_iterations=2, steps_per_iteration=64, max_planning_steps=2,
-                max_episodes=32, epsilon_decay_steps=100, hidden_sizes=(16,), batch_size=16,
-                learning_starts=32, target_update_period=10, eval_episodes=2, eval_max_steps=50,
-                model_period=32, num_members=2, num_model_elites=2, model_hidden_sizes=(16,),
-                model_epochs=2, model_batch_size=32, max_holdout=64,
-            )
-        else:
-            base = dict(num_iterations=2, steps_per_iteration=200, max_planning_steps=5, max_episodes=32)
-        base.update(overrides)
-        return cls(**base)
-
-    def hparams(self) -> "HParams":
-        """Default hyperparameters for this mode, with `planning_steps = max_planning_steps`."""
-        n = float(max(self.max_planning_steps, 0))
-        if self.mode == "deep":
-            return HParams(learning_rate=1e-3, discount=0.99, epsilon=0.05, epsilon_start=1.0,
-                           planning_steps=n)
-        return HParams(planning_steps=n)
-
-    @property
-    def planning(self) -> bool:
-        return self.max_planning_steps > 0
-
-    def validate(self) -> None:
-        if any(not (isinstance(kv, tuple) and len(kv) == 2 and isinstance(kv[0], str)) for kv in self.env_kwargs):
-            raise ValueError(
-                f"dyna.Config.env_kwargs must be (name, value) pairs, e.g. (('is_slippery', False),); "
-                f"got {self.env_kwargs!r}."
-            )
-        if self.mode not in MODES:
-            raise ValueError(f"dyna.Config.mode={self.mode!r} is unknown; choose one of {MODES}.")
-        positive = ("num_iterations", "steps_per_iteration", "max_episodes")
-        if self.mode == "deep":
-            positive += (
-                "batch_size", "updates_per_step", "target_update_period", "num_members",
-                "num_model_elites", "model_epochs", "model_batch_size", "max_holdout",
-            )
-        non_negative = ("max_planning_steps", "epsilon_decay_steps", "buffer_size", "learning_starts",
-                        "eval_episodes", "eval_max_steps", "model_period", "model_patience",
-                        "planning_batch_size")
-        for name in positive + non_negative:
-            value = getattr(self, name)
-            low = 1 if name in positive else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"dyna.Config.{name} must be an integer >= {low}, got {value!r}.")
-        if self.mode == "tabular":
-            return
-        for name in ("hidden_sizes", "model_hidden_sizes"):
-            sizes = getattr(self, name)
-            if not sizes or any(int(h) < 1 for h in sizes):
-                raise ValueError(f"dyna.Config.{name} must be positive widths, got {sizes!r}.")
-        if self.learning_starts < self.batch_size:
-            raise ValueError(
-                f"dyna.Config.learning_starts={self.learning_starts} must be >= batch_size="
-                f"{self.batch_size}: the first update samples from the random warm-up data."
-            )
-        if self.buffer_size and self.buffer_size < self.learning_starts:
-            raise ValueError(
-                f"dyna.Config.buffer_size={self.buffer_size} is smaller than learning_starts="
-                f"{self.learning_starts}; raise it or set 0 (keep every step)."
-            )
-        if self.huber_delta <= 0:
-            raise ValueError(f"dyna.Config.huber_delta must be > 0, got {self.huber_delta!r}.")
-        if self.planning:
-            if self.model_period < 1 or self.steps_per_iteration % self.model_period:
-                raise ValueError(
-                    f"dyna.Config.model_period={self.model_period} must be >= 1 and divide "
-                    f"steps_per_iteration={self.steps_per_iteration} (refits happen at fixed steps)."
-                )
-            if self.num_model_elites > self.num_members:
-                raise ValueError(
-                    f"dyna.Config.num_model_elites={self.num_model_elites} exceeds "
-                    f"num_members={self.num_members}."
-                )
-            if self.termination not in TERMINATIONS:
-                raise ValueError(
-                    f"dyna.Config.termination={self.termination!r} is unknown; choose one of {TERMINATIONS}."
-                )
-            if self.planning_policy not in PLANNING_POLICIES:
-                raise ValueError(
-                    f"dyna.Config.planning_policy={self.planning_policy!r} is unknown; choose one "
-                    f"of {PLANNING_POLICIES}."
-                )
 
 
 class HParams(NamedTuple):
@@ -185,6 +41,145 @@ class HParams(NamedTuple):
     model_learning_rate: Any = 1e-3
     model_weight_decay: Any = 5e-5
     holdout_ratio: Any = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(ConfigBase):
+    """Static Dyna-Q configuration: shapes, counts and names (changing one recompiles).
+
+    `mode="tabular"` is Sutton & Barto's tabular Dyna-Q (a Q-table and a deterministic
+    last-seen model table) for finite-state envs (DynaMaze, FrozenLake-misc).
+    `mode="deep"` is DQN plus a learned model (the Gaussian ensemble, or any
+    `models.Model` passed to `make_train`) that generates one-step synthetic transitions
+    from replayed states; `max_planning_steps=0` is plain DQN.
+
+    One iteration is `steps_per_iteration` env steps in one environment (seeds are
+    batched by vmapping `run`); episodes run across iteration boundaries, and the
+    lengths and returns of the first `max_episodes` completed episodes are kept in the
+    state (`state.episodes`).
+
+    The defaults are tabular Dyna-Q on the Dyna Maze with n up to 50 (Figure 8.2; see
+    `scripts/dyna_maze.py`); the deep-mode fields default to `scripts/dyna_cartpole.py`'s
+    settings where they matter and are ignored by the tabular mode.
+    """
+
+    NAME = "dyna"
+    HPARAMS = HParams
+
+    env_id: str = "DynaMaze"
+    # Keyword arguments of the env (a mapping, e.g. {"is_slippery": False} for
+    # FrozenLake-misc or {"layout": rows} for DynaMaze); recorded in config.json.
+    env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    mode: str = "tabular"
+    num_iterations: int = 20
+    steps_per_iteration: int = 1000
+    # Upper bound on the planning updates per real step. The number actually made is
+    # the traced `HParams.planning_steps`, clipped to [0, max_planning_steps], so one
+    # compiled program sweeps n; 0 here removes planning (and in deep mode the model).
+    max_planning_steps: int = 50
+    max_episodes: int = 1000
+    # Exploration: linear from HParams.epsilon_start to HParams.epsilon over this many
+    # env steps (counting deep mode's random warm-up); 0 keeps HParams.epsilon throughout.
+    epsilon_decay_steps: int = 0
+    # --- deep mode: DQN ---
+    policy_hidden_sizes: Tuple[int, ...] = (64, 64)  # the Q-network
+    policy_batch_size: int = 64
+    buffer_capacity: int = 0  # 0: large enough for every step of `run`
+    warmup_steps: int = 1000  # uniformly random env steps run inside `init`
+    policy_updates_per_step: int = 1  # Q updates on real replayed batches per env step
+    target_update_period: int = 500  # Q updates (real and planned) between target moves
+    double_q: bool = True
+    huber_delta: float = 1.0
+    num_eval_episodes: int = 5  # greedy episodes at the end of every iteration; 0: none
+    eval_max_steps: int = 0  # 0: the env's time limit
+    # --- deep mode: model and planning ---
+    model_train_every: int = 1000  # env steps between model refits; divides steps_per_iteration
+    num_members: int = 5
+    num_model_elites: int = 5
+    model_hidden_sizes: Tuple[int, ...] = (64, 64)
+    model_epochs: int = 5  # per refit, over the whole buffer, warm-started
+    model_batch_size: int = 256
+    # Early stopping watches the held-out MSE of the Gaussian part only, which settles
+    # long before the termination head has learned anything: 0 keeps every epoch.
+    model_patience: int = 0
+    max_holdout: int = 2000
+    planning_batch_size: int = 0  # 0: policy_batch_size
+    planning_policy: str = "epsilon_greedy"  # or "uniform"
+    # Which termination synthetic transitions use: "learned" (the ensemble's head, a
+    # Bernoulli draw from its probability) or "known" (`envs.termination_fn(env_id)` on
+    # the predicted next observation; classic-control ids).
+    termination: str = "learned"
+
+    @classmethod
+    def tiny(cls, **overrides) -> "Config":
+        """Seconds-scale settings for tests (deep ones when `mode="deep"` is passed)."""
+        if overrides.get("mode", "tabular") == "deep":
+            base = dict(
+                env_id="CartPole-v1", num_iterations=2, steps_per_iteration=64, max_planning_steps=2,
+                max_episodes=32, epsilon_decay_steps=100, policy_hidden_sizes=(16,), policy_batch_size=16,
+                warmup_steps=32, target_update_period=10, num_eval_episodes=2, eval_max_steps=50,
+                model_train_every=32, num_members=2, num_model_elites=2, model_hidden_sizes=(16,),
+                model_epochs=2, model_batch_size=32, max_holdout=64,
+            )
+        else:
+            base = dict(num_iterations=2, steps_per_iteration=200, max_planning_steps=5, max_episodes=32)
+        base.update(overrides)
+        return cls(**base)
+
+    def hparams(self) -> "HParams":
+        """Default hyperparameters for this mode, with `planning_steps = max_planning_steps`."""
+        n = float(max(self.max_planning_steps, 0))
+        if self.mode == "deep":
+            return HParams(learning_rate=1e-3, discount=0.99, epsilon=0.05, epsilon_start=1.0,
+                           planning_steps=n)
+        return HParams(planning_steps=n)
+
+    @property
+    def planning(self) -> bool:
+        return self.max_planning_steps > 0
+
+    def _validate(self) -> None:
+        self._choice("mode", MODES)
+        positive = ("num_iterations", "steps_per_iteration", "max_episodes")
+        if self.mode == "deep":
+            positive += (
+                "policy_batch_size", "policy_updates_per_step", "target_update_period", "num_members",
+                "num_model_elites", "model_epochs", "model_batch_size", "max_holdout",
+            )
+        self._ints(1, *positive)
+        self._ints(0, "max_planning_steps", "epsilon_decay_steps", "buffer_capacity", "warmup_steps",
+                   "num_eval_episodes", "eval_max_steps", "model_train_every", "model_patience",
+                   "planning_batch_size")
+        if self.mode == "tabular":
+            return
+        self._widths("policy_hidden_sizes", "model_hidden_sizes")
+        if self.warmup_steps < self.policy_batch_size:
+            raise ValueError(
+                f"dyna.Config.warmup_steps={self.warmup_steps} must be >= policy_batch_size="
+                f"{self.policy_batch_size}: the first update samples from the random warm-up data."
+            )
+        if self.buffer_capacity and self.buffer_capacity < self.warmup_steps:
+            raise ValueError(
+                f"dyna.Config.buffer_capacity={self.buffer_capacity} is smaller than warmup_steps="
+                f"{self.warmup_steps}; raise it or set 0 (keep every step)."
+            )
+        if not self.huber_delta > 0:
+            raise ValueError(f"dyna.Config.huber_delta must be > 0, got {self.huber_delta!r}.")
+        if self.planning:
+            if self.model_train_every < 1 or self.steps_per_iteration % self.model_train_every:
+                raise ValueError(
+                    f"dyna.Config.model_train_every={self.model_train_every} must be >= 1 and divide "
+                    f"steps_per_iteration={self.steps_per_iteration} (refits happen at fixed steps)."
+                )
+            self._at_most("num_model_elites", "num_members")
+            self._choice("termination", TERMINATIONS)
+            self._choice("planning_policy", PLANNING_POLICIES)
+
+
+Config.HPARAM_RANGES = {
+    **MODEL_RANGES, "learning_rate": POSITIVE, "discount": UNIT, "epsilon": UNIT, "epsilon_start": UNIT,
+    "planning_steps": NON_NEGATIVE, "target_tau": RATE,
+}
 
 
 class Metrics(NamedTuple):
@@ -221,10 +216,11 @@ class Train(NamedTuple):
     init: Callable[[PRNGKey, HParams], Any]
     step: Callable[[Any], Tuple[Any, Metrics]]
     run: Callable[[PRNGKey, HParams], Tuple[Any, Metrics]]
+    model: Any = None  # deep mode with planning: the `models.Model` whose state is `State.model`
+    spec: Any = None  # the env's EnvSpec
 
 
-def as_float_hparams(hp: HParams) -> HParams:
-    return HParams(*(jnp.asarray(h, jnp.float32) for h in hp))
+as_float_hparams = as_float32
 
 
 def num_planning_steps(hp: HParams, max_planning_steps: int) -> Array:
@@ -266,16 +262,3 @@ def episode_stats(done: Array, length: Array, ret: Array):
     mean_len = jnp.where(count > 0, jnp.where(done, length, 0).sum() / safe, jnp.nan)
     mean_ret = jnp.where(count > 0, jnp.where(done, ret, 0.0).sum() / safe, jnp.nan)
     return count, mean_len.astype(jnp.float32), mean_ret.astype(jnp.float32)
-
-
-def strong_types(tree):
-    """The same pytree with every leaf a strongly typed array.
-
-    gymnax resets return Python ints (weakly typed once traced); after the first step
-    they are strong int32, and `jit(step)` would compile twice.
-    """
-    def strong(x):
-        x = jnp.asarray(x)
-        return jnp.asarray(x, x.dtype)
-
-    return jax.tree.map(strong, tree)

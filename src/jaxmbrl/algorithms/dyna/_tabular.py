@@ -25,7 +25,6 @@ from jaxmbrl.algorithms.dyna._config import (
     episode_stats,
     log_step,
     num_planning_steps,
-    strong_types,
 )
 from jaxmbrl.envs._dyna_maze import state_index
 from jaxmbrl.types import Array, PRNGKey
@@ -147,7 +146,7 @@ def make_tabular(cfg: Config, env, env_params, spec: envs.EnvSpec, num_states: i
         k_env, k_run = jax.random.split(key)
         obs, env_state = envs.reset(env, env_params, k_env)
         return TabularState(
-            key=k_run, hparams=hp, env_state=strong_types(env_state), obs=strong_types(obs),
+            key=k_run, hparams=hp, env_state=env_state, obs=obs,
             q=jnp.zeros((num_states, num_actions), jnp.float32),
             model=empty_model(num_states, num_actions),
             episodes=episode_log(cfg.max_episodes),

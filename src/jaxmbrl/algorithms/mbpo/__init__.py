@@ -1,9 +1,17 @@
 """MBPO (Janner et al. 2019): SAC on branched short model rollouts, compiled end to end."""
-from jaxmbrl.algorithms.mbpo._mbpo import Config, HParams, Metrics, State, Train, make_train
+from jaxmbrl.algorithms.mbpo._mbpo import (
+    Config,
+    HParams,
+    Metrics,
+    State,
+    Train,
+    default_model,
+    make_train,
+    supports,
+)
 from jaxmbrl.algorithms.mbpo._rollout import (
     ModelBuffer,
     branched_rollout,
-    ensemble_step,
     model_buffer_add,
     model_buffer_init,
     model_buffer_sample,
@@ -18,10 +26,11 @@ __all__ = [
     "State",
     "Train",
     "branched_rollout",
-    "ensemble_step",
+    "default_model",
     "make_train",
     "model_buffer_add",
     "model_buffer_init",
     "model_buffer_sample",
     "rollout_length",
+    "supports",
 ]

@@ -4,37 +4,67 @@ One iteration = `steps_per_iteration` vectorised env steps, a `lax.scan` over bl
 `model_train_every` steps. Each block refits the ensemble on all real data, branches
 `rollouts_per_step * model_train_every * num_envs` k-step model rollouts from real
 states into the model buffer (replacing the oldest batch once `model_retain_blocks` are
-held), then steps the envs with the SAC policy, doing `sac_updates_per_step` SAC updates
+held), then steps the envs with the SAC policy, doing `policy_updates_per_step` SAC updates
 per step on batches that mix real and model data by `real_ratio`. The first
-`exploration_iterations` act uniformly at random without learning; `init` runs them, so
+`warmup_iterations` act uniformly at random without learning; `init` runs them, so
 every `step` is the same compiled iteration. After each iteration the greedy policy is
 evaluated on `num_eval_episodes` fresh episodes.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple, Tuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models
 from jaxmbrl.agents import sac as sac_lib
+from jaxmbrl.algorithms._contract import (
+    MODEL_RANGES,
+    POSITIVE,
+    RATE,
+    UNIT,
+    ConfigBase,
+    as_float32,
+    batch_policy,
+    evaluate,
+    resolve_env,
+    termination_or_never,
+)
 from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
 from jaxmbrl.algorithms.mbpo._rollout import (
     ModelBuffer,
     branched_rollout,
-    ensemble_step,
     model_buffer_add,
     model_buffer_init,
     model_buffer_sample,
     rollout_length,
 )
-from jaxmbrl.types import Array, PRNGKey, Transition
+from jaxmbrl.types import Array, PRNGKey
+
+
+class HParams(NamedTuple):
+    """Float hyperparameters, traced: `jax.vmap(train.run)(keys, hparams)` sweeps them."""
+
+    real_ratio: Any = 0.05  # fraction of each SAC batch drawn from real data
+    actor_learning_rate: Any = 3e-4
+    critic_learning_rate: Any = 3e-4
+    alpha_learning_rate: Any = 3e-4
+    discount: Any = 0.99
+    target_tau: Any = 0.005
+    init_alpha: Any = 1.0
+    model_learning_rate: Any = 1e-3
+    model_weight_decay: Any = 5e-5
+    holdout_ratio: Any = 0.2
+
+    def sac(self) -> sac_lib.SACHParams:
+        return sac_lib.SACHParams(self.actor_learning_rate, self.critic_learning_rate,
+                                  self.alpha_learning_rate, self.discount, self.target_tau, self.init_alpha)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(ConfigBase):
     """Static MBPO configuration: shapes, counts and names (changing one recompiles).
 
     The defaults are the Pendulum-v1 run of `scripts/mbpo_pendulum.py` (mbrl-lib's MBPO
@@ -43,24 +73,29 @@ class Config:
     `num_envs` env steps.
     """
 
+    NAME = "mbpo"
+    HPARAMS = HParams
+
     env_id: str = "Pendulum-v1"
+    env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     num_envs: int = 1
-    num_iterations: int = 25  # in total, exploration ones included
-    exploration_iterations: int = 5
+    num_iterations: int = 25  # in total, warm-up ones included
+    warmup_iterations: int = 5
     steps_per_iteration: int = 200
     model_train_every: int = 200  # must divide steps_per_iteration
+    buffer_capacity: int = 0  # real transitions kept; 0: every step of the run
     # Imagination.
     rollouts_per_step: int = 400
     rollout_schedule: Tuple[int, int, int, int] = (1, 15, 1, 1)  # start/end epoch, min/max k
     model_retain_blocks: int = 1
     # SAC.
-    sac_updates_per_step: int = 20
-    sac_batch_size: int = 256
-    sac_hidden_sizes: Tuple[int, ...] = (256, 256)
+    policy_updates_per_step: int = 20
+    policy_batch_size: int = 256
+    policy_hidden_sizes: Tuple[int, ...] = (256, 256)
     # Dynamics model.
     num_members: int = 7
     num_model_elites: int = 5
-    hidden_sizes: Tuple[int, ...] = (200, 200, 200, 200)
+    model_hidden_sizes: Tuple[int, ...] = (200, 200, 200, 200)
     model_epochs: int = 25
     model_batch_size: int = 256
     model_patience: int = 5
@@ -72,47 +107,30 @@ class Config:
     def tiny(cls, **overrides) -> "Config":
         """Seconds-scale settings for tests."""
         base = dict(
-            num_envs=2, num_iterations=3, exploration_iterations=1, steps_per_iteration=8,
+            num_envs=2, num_iterations=3, warmup_iterations=1, steps_per_iteration=8,
             model_train_every=4, rollouts_per_step=4, rollout_schedule=(1, 2, 1, 2),
-            sac_updates_per_step=2, sac_batch_size=16, sac_hidden_sizes=(16,), num_members=3,
-            num_model_elites=2, hidden_sizes=(16,), model_epochs=2, model_batch_size=16,
+            policy_updates_per_step=2, policy_batch_size=16, policy_hidden_sizes=(16,), num_members=3,
+            num_model_elites=2, model_hidden_sizes=(16,), model_epochs=2, model_batch_size=16,
             num_eval_episodes=2,
         )
         base.update(overrides)
         return cls(**base)
 
-    def hparams(self) -> "HParams":
-        return HParams()
-
     @property
     def max_rollout_length(self) -> int:
         return max(self.rollout_schedule[2], self.rollout_schedule[3])
 
-    def validate(self) -> None:
-        positive = (
-            "num_envs", "num_iterations", "steps_per_iteration", "model_train_every",
-            "rollouts_per_step", "model_retain_blocks", "sac_updates_per_step", "sac_batch_size",
-            "num_members", "num_model_elites", "model_epochs", "model_batch_size", "num_eval_episodes",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"mbpo.Config.{name} must be an integer >= 1, got {value!r}.")
-        for name in ("exploration_iterations", "model_patience", "max_holdout"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"mbpo.Config.{name} must be an integer >= 0, got {value!r}.")
-        if not 1 <= self.exploration_iterations < self.num_iterations:
+    def _validate(self) -> None:
+        self._ints(1, "num_envs", "num_iterations", "steps_per_iteration", "model_train_every",
+                   "rollouts_per_step", "model_retain_blocks", "policy_updates_per_step", "policy_batch_size",
+                   "num_members", "num_model_elites", "model_epochs", "model_batch_size", "num_eval_episodes")
+        self._ints(0, "warmup_iterations", "buffer_capacity", "model_patience", "max_holdout")
+        if not 1 <= self.warmup_iterations < self.num_iterations:
             raise ValueError(
-                f"mbpo.Config.exploration_iterations={self.exploration_iterations} must be >= 1 (the "
+                f"mbpo.Config.warmup_iterations={self.warmup_iterations} must be >= 1 (the "
                 f"first model needs data) and < num_iterations={self.num_iterations}."
             )
-        if self.steps_per_iteration % self.model_train_every:
-            raise ValueError(
-                f"mbpo.Config.model_train_every={self.model_train_every} must divide "
-                f"steps_per_iteration={self.steps_per_iteration}; e.g. set model_train_every="
-                f"{self.steps_per_iteration}."
-            )
+        self._divides("model_train_every", "steps_per_iteration")
         sched = self.rollout_schedule
         if (len(sched) != 4 or not all(isinstance(v, int) for v in sched) or min(sched[2:]) < 1
                 or sched[1] < sched[0]):
@@ -120,39 +138,20 @@ class Config:
                 f"mbpo.Config.rollout_schedule must be (start_epoch, end_epoch, min_k, max_k) integers "
                 f"with end_epoch >= start_epoch and k >= 1, got {sched!r}."
             )
-        if self.num_model_elites > self.num_members:
-            raise ValueError(
-                f"mbpo.Config.num_model_elites={self.num_model_elites} exceeds num_members={self.num_members}."
-            )
-        for name in ("hidden_sizes", "sac_hidden_sizes"):
-            sizes = getattr(self, name)
-            if not sizes or any(int(h) < 1 for h in sizes):
-                raise ValueError(f"mbpo.Config.{name} must be positive widths, got {sizes!r}.")
+        self._at_most("num_model_elites", "num_members")
+        self._widths("model_hidden_sizes", "policy_hidden_sizes")
 
 
-class HParams(NamedTuple):
-    """Float hyperparameters, traced: `jax.vmap(train.run)(keys, hparams)` sweeps them."""
-
-    real_ratio: Any = 0.05  # fraction of each SAC batch drawn from real data
-    actor_learning_rate: Any = 3e-4
-    critic_learning_rate: Any = 3e-4
-    alpha_learning_rate: Any = 3e-4
-    discount: Any = 0.99
-    tau: Any = 0.005
-    init_alpha: Any = 1.0
-    model_learning_rate: Any = 1e-3
-    model_weight_decay: Any = 5e-5
-    holdout_ratio: Any = 0.2
-
-    def sac(self) -> sac_lib.SACHParams:
-        return sac_lib.SACHParams(self.actor_learning_rate, self.critic_learning_rate,
-                                  self.alpha_learning_rate, self.discount, self.tau, self.init_alpha)
+Config.HPARAM_RANGES = {
+    **MODEL_RANGES, "real_ratio": UNIT, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
+    "alpha_learning_rate": POSITIVE, "discount": UNIT, "target_tau": RATE, "init_alpha": POSITIVE,
+}
 
 
 class Metrics(NamedTuple):
     """Per-iteration metrics (each a scalar; stacked [iterations] by `run`)."""
 
-    iteration: Array  # int32, 0-based, exploration iterations included
+    iteration: Array  # int32, 0-based, warm-up iterations included
     env_steps: Array  # int32, total so far
     episode_return: Array  # mean return of training episodes completed this iteration (NaN if none)
     episodes: Array  # int32 training episodes completed this iteration
@@ -160,8 +159,8 @@ class Metrics(NamedTuple):
     step_reward: Array  # mean reward per env step this iteration
     rollout_length: Array  # int32 k of the last block
     model_buffer_size: Array  # int32 valid model transitions held
-    model_train_loss: Array  # last fit's final-epoch mean minibatch loss (NaN while exploring)
-    model_holdout_mse: Array  # held-out MSE (normalised targets), mean over elites
+    model_train_loss: Array  # the model's training loss at the last fit (NaN while exploring)
+    model_holdout_mse: Array  # its held-out MSE at the last fit
     critic_loss: Array  # mean over the iteration's SAC updates (NaN while exploring)
     actor_loss: Array
     alpha: Array  # temperature at the end of the iteration
@@ -177,11 +176,11 @@ class State(NamedTuple):
     episode_return: Array  # [B] running return of the current episodes
     buffer: buffers.BufferState  # real transitions
     model_buffer: ModelBuffer
-    model: models.ModelState
+    model: Any  # the model's state (models.ModelState for the ensemble)
     agent: sac_lib.SACState
     iteration: Array  # int32
     env_steps: Array  # int32
-    warmup: Metrics  # [exploration_iterations] metrics of the random iterations
+    warmup: Metrics  # [warmup_iterations] metrics of the random iterations
 
 
 class Train(NamedTuple):
@@ -192,49 +191,64 @@ class Train(NamedTuple):
     init: Callable[[PRNGKey, HParams], State]
     step: Callable[[State], Tuple[State, Metrics]]
     run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
-    ensemble: models.Ensemble
+    model: models.Model
     agent: sac_lib.SAC
+    spec: envs.EnvSpec
 
 
-def make_train(config: Config, *, termination_fn=None) -> Train:
+def supports(spec: envs.EnvSpec) -> Optional[str]:
+    """SAC needs continuous actions, and the evaluation an episode length."""
+    if spec.discrete or spec.max_steps < 1:
+        return None
+    return ""
+
+
+def default_model(config: Config, spec: envs.EnvSpec, termination_fn) -> models.Model:
+    """The Gaussian ensemble of `config`, learning the reward, each row a random elite."""
+    ens = models.make_ensemble(spec.obs_shape, spec.action_dim, config.num_members, config.num_model_elites,
+                               config.model_hidden_sizes, learn_reward=True)
+    return models.ensemble_model(
+        ens, propagation="ts1", termination_fn=termination_fn, epochs=config.model_epochs,
+        batch_size=config.model_batch_size, patience=config.model_patience, max_holdout=config.max_holdout)
+
+
+def make_train(config: Config, *, env=None, model: Optional[models.Model] = None,
+               termination_fn=None) -> Train:
     """Builds MBPO's pure `init/step/run` for `config`.
 
     Args:
-      termination_fn: overrides the known termination of `config.env_id` (default: the
-        env's own where jaxmbrl knows it, else never terminate). The reward is learned.
+      env: an environment that is not registered: a gymnax env object or `(env, params)`.
+      model: a `models.Model` (init / fit / step, predicting the reward) for the
+        rollouts instead of the ensemble.
+      termination_fn: overrides the known termination of the env (default: the env's
+        own where jaxmbrl knows it, else never terminate). The reward is learned.
     Raises:
       ValueError for an invalid config or a discrete-action env; `envs.UnknownEnvError`
       for an unknown env id.
     """
     cfg = config
     cfg.validate()
-    env, env_params, spec = envs.make(cfg.env_id)
+    env, env_params, spec = resolve_env(cfg, env)
     if spec.discrete:
         raise ValueError(
-            f"MBPO's SAC needs continuous actions, but {cfg.env_id} is discrete ({spec.num_actions} "
+            f"MBPO's SAC needs continuous actions, but {spec.env_id} is discrete ({spec.num_actions} "
             f"actions); use jaxmbrl.algorithms.dyna (DQN) or pets for discrete envs, or a Box env "
             f"such as Pendulum-v1 or MountainCarContinuous-v0."
         )
     if spec.max_steps < 1:
-        raise ValueError(f"{cfg.env_id} has no episode length; MBPO's evaluation needs one.")
-    if termination_fn is None:
-        try:
-            termination_fn = envs.termination_fn(cfg.env_id)
-        except ValueError:
-            def termination_fn(obs, action, next_obs):  # unknown env: never terminates
-                del obs, action, next_obs
-                return jnp.zeros((), jnp.bool_)
-
-    ens = models.make_ensemble(spec.obs_shape, spec.action_dim, cfg.num_members, cfg.num_model_elites,
-                               cfg.hidden_sizes, learn_reward=True)
-    agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.sac_hidden_sizes)
-    model_step = ensemble_step(ens, termination_fn)
+        raise ValueError(f"{spec.env_id} has no episode length; MBPO's evaluation needs one.")
+    if model is None:
+        model = default_model(cfg, spec, termination_or_never(spec.env_id, termination_fn))
+    agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes)
     blocks = cfg.steps_per_iteration // cfg.model_train_every
     num_rollouts = cfg.rollouts_per_step * cfg.model_train_every * cfg.num_envs
     max_k = cfg.max_rollout_length
-    capacity = cfg.num_iterations * cfg.steps_per_iteration * cfg.num_envs
+    capacity = cfg.buffer_capacity or cfg.num_iterations * cfg.steps_per_iteration * cfg.num_envs
     env_steps_per_iteration = cfg.steps_per_iteration * cfg.num_envs
     nan = jnp.full((), jnp.nan, jnp.float32)
+
+    def model_hparams(hp: HParams) -> models.ModelHParams:
+        return models.ModelHParams(hp.model_learning_rate, hp.model_weight_decay, hp.holdout_ratio)
 
     def batch_act(key, agent_state, obs, deterministic):
         keys = jax.random.split(key, obs.shape[0])
@@ -276,16 +290,16 @@ def make_train(config: Config, *, termination_fn=None) -> Train:
 
         def one(agent_state, k):
             k_real, k_model, k_mix, k_upd = jax.random.split(k, 4)
-            real = buffers.sample(k_real, state.buffer, cfg.sac_batch_size)
-            imagined = model_buffer_sample(k_model, state.model_buffer, cfg.sac_batch_size)
-            use_real = jax.random.uniform(k_mix, (cfg.sac_batch_size,)) < hp.real_ratio
+            real = buffers.sample(k_real, state.buffer, cfg.policy_batch_size)
+            imagined = model_buffer_sample(k_model, state.model_buffer, cfg.policy_batch_size)
+            use_real = jax.random.uniform(k_mix, (cfg.policy_batch_size,)) < hp.real_ratio
             use_real = use_real | (state.model_buffer.counts.sum() == 0)
             pick = lambda r, m: jnp.where(use_real.reshape((-1,) + (1,) * (r.ndim - 1)), r, m.astype(r.dtype))
             batch = jax.tree.map(pick, real, imagined)
             agent_state, info = agent.update(agent_state, batch, hp.sac(), k_upd)
             return agent_state, info
 
-        agent_state, infos = jax.lax.scan(one, state.agent, jax.random.split(key, cfg.sac_updates_per_step))
+        agent_state, infos = jax.lax.scan(one, state.agent, jax.random.split(key, cfg.policy_updates_per_step))
         return state._replace(agent=agent_state), jax.tree.map(jnp.mean, infos)
 
     def policy_action(key, state):
@@ -298,37 +312,21 @@ def make_train(config: Config, *, termination_fn=None) -> Train:
     def refit_and_imagine(state: State):
         hp = state.hparams
         key, k_fit, k_start, k_roll = jax.random.split(state.key, 4)
-        model, fit_info = models.fit(
-            ens, state.model, k_fit, state.buffer, epochs=cfg.model_epochs, batch_size=cfg.model_batch_size,
-            holdout_ratio=hp.holdout_ratio, max_holdout=cfg.max_holdout, patience=cfg.model_patience,
-        )
+        model_state, fit_info = model.fit(k_fit, state.model, state.buffer, model_hparams(hp))
         epoch = state.env_steps // env_steps_per_iteration
         k = rollout_length(epoch, cfg.rollout_schedule)
         starts = buffers.sample(k_start, state.buffer, num_rollouts).obs
         policy = lambda key, obs: batch_act(key, state.agent, obs, False)
         transitions, valid = branched_rollout(
-            k_roll, lambda kk, o, a: model_step(kk, model, o, a), policy, starts, k, max_k
+            k_roll, lambda kk, o, a: model.step(kk, model_state, o, a), policy, starts, k, max_k
         )
         model_buffer = model_buffer_add(state.model_buffer, transitions, valid)
-        loss = fit_info.train_loss[jnp.maximum(fit_info.epochs_trained.max() - 1, 0)]
-        mse = fit_info.best_holdout_mse[model.elites].mean()
-        return state._replace(key=key, model=model, model_buffer=model_buffer), (k, loss, mse)
+        stats = (k, jnp.asarray(fit_info.train_loss, jnp.float32), jnp.asarray(fit_info.holdout_mse, jnp.float32))
+        return state._replace(key=key, model=model_state, model_buffer=model_buffer), stats
 
-    def evaluate(key, agent_state):
-        obs, env_state = envs.batch_reset(env, env_params, key, cfg.num_eval_episodes)
-
-        def body(carry, k):
-            obs, env_state, ret, alive = carry
-            action = batch_act(k, agent_state, obs, True)
-            transition, obs, env_state = envs.batch_step(env, env_params, k, env_state, obs, action)
-            ret = ret + jnp.where(alive, transition.reward, 0.0)
-            alive = alive & ~(transition.terminated | transition.truncated)
-            return (obs, env_state, ret, alive), None
-
-        carry = (obs, env_state, jnp.zeros((cfg.num_eval_episodes,), jnp.float32),
-                 jnp.ones((cfg.num_eval_episodes,), jnp.bool_))
-        (_, _, ret, _), _ = jax.lax.scan(body, carry, jax.random.split(key, spec.max_steps))
-        return ret.mean()
+    def greedy_return(key, agent_state):
+        act = batch_policy(lambda k, obs: agent.act(k, agent_state, obs, True))
+        return evaluate(env, env_params, key, act, None, cfg.num_eval_episodes, spec.max_steps)
 
     def metrics_of(state, env_stats, model_stats, eval_return, info):
         done_sum, done_count, reward_sum = env_stats
@@ -374,35 +372,29 @@ def make_train(config: Config, *, termination_fn=None) -> Train:
         info = jax.tree.map(lambda a: a / cfg.steps_per_iteration, info_sum)
         key, k_eval = jax.random.split(state.key)
         state = state._replace(key=key)
-        eval_return = evaluate(k_eval, state.agent)
+        eval_return = greedy_return(k_eval, state.agent)
         last = jax.tree.map(lambda a: a[-1], model_stats)
         metrics = metrics_of(state, (done_sum, done_count, reward_sum), last, eval_return, info)
         return state._replace(iteration=state.iteration + 1), metrics
 
     def init(key: PRNGKey, hp: HParams) -> State:
-        hp = HParams(*(jnp.asarray(h, jnp.float32) for h in hp))
+        hp = as_float32(hp)
         k_env, k_model, k_agent, k_run = jax.random.split(key, 4)
         obs, env_state = envs.batch_reset(env, env_params, k_env, cfg.num_envs)
-        example = Transition(
-            obs=obs[0], action=jnp.zeros(spec.action_shape, jnp.float32),
-            reward=jnp.zeros((), jnp.float32), next_obs=obs[0],
-            terminated=jnp.zeros((), jnp.bool_), truncated=jnp.zeros((), jnp.bool_),
-        )
-        model = models.init_model(ens, k_model, example, learning_rate=hp.model_learning_rate)
-        model.opt_state.hyperparams["weight_decay"] = hp.model_weight_decay
+        example = envs.example_transition(spec, obs[0])
         state = State(
             key=k_run, hparams=hp, env_state=env_state, obs=obs,
             episode_return=jnp.zeros((cfg.num_envs,), jnp.float32),
             buffer=buffers.init(capacity, example),
             model_buffer=model_buffer_init(cfg.model_retain_blocks, max_k * num_rollouts, example),
-            model=model, agent=agent.init(k_agent, hp.sac()),
+            model=model.init(k_model, example, model_hparams(hp)), agent=agent.init(k_agent, hp.sac()),
             iteration=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32), warmup=None,
         )
         state, warmup = jax.lax.scan(lambda s, _: explore_iteration(s), state, None,
-                                     length=cfg.exploration_iterations)
+                                     length=cfg.warmup_iterations)
         return state._replace(warmup=warmup)
 
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
-        return run_after_warmup(init, step, cfg.num_iterations - cfg.exploration_iterations, key, hp)
+        return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, ens, agent)
+    return Train(cfg, init, step, run, model, agent, spec)

@@ -6,8 +6,6 @@ from typing import Callable, NamedTuple, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl import models
-from jaxmbrl.models._ensemble import _to_env_units
 from jaxmbrl.types import Array, PRNGKey, Transition
 
 
@@ -19,39 +17,6 @@ def rollout_length(epoch: Array, schedule: Tuple[int, int, int, int]) -> Array:
     start, end, min_k, max_k = schedule
     frac = jnp.clip((epoch - start) / max(end - start, 1), 0.0, 1.0)
     return jnp.floor(min_k + frac * (max_k - min_k)).astype(jnp.int32)
-
-
-def ensemble_step(ens: models.Ensemble, termination_fn) -> Callable:
-    """A batched `model_step(key, model_state, obs [N, O], action [N, A]) -> (next_obs, reward, terminated)`.
-
-    Every row goes to a uniformly random elite (TS1). The N rows are grouped by elite so
-    that each elite runs one dense matrix product over its group. Needs a learned reward.
-    """
-    cfg = ens.config
-
-    def model_step(key: PRNGKey, mstate: models.ModelState, obs: Array, action: Array):
-        n = obs.shape[0]
-        elites = cfg.num_elites
-        group = -(-n // elites)
-        padded = group * elites
-        k_perm, k_obs, k_rew = jax.random.split(key, 3)
-        perm = jax.random.permutation(k_perm, padded)
-        order = perm % n  # the pad rows repeat real ones; their predictions are dropped
-        grouped_obs = obs[order].reshape((elites, group) + obs.shape[1:])
-        grouped_act = action[order].reshape((elites, group) + action.shape[1:])
-        x = models.normalise(mstate.input_norm, models.model_inputs(cfg, grouped_obs, grouped_act))
-        elite_params = jax.tree.map(lambda p: p[mstate.elites], mstate.params)
-        mean, logvar, term_logit = ens.apply(elite_params, x)
-        pred = _to_env_units(cfg, mstate, grouped_obs, mean, logvar, term_logit)
-        pred = jax.tree.map(lambda a: a.reshape((padded,) + a.shape[2:]), pred)
-        pred = jax.tree.map(lambda a: a[jnp.argsort(perm)[:n]], pred)
-        next_obs = pred.next_obs_mean + jnp.exp(0.5 * pred.next_obs_logvar) * jax.random.normal(
-            k_obs, obs.shape, jnp.float32)
-        reward = pred.reward_mean + jnp.exp(0.5 * pred.reward_logvar) * jax.random.normal(k_rew, (n,), jnp.float32)
-        terminated = jax.vmap(termination_fn)(obs, action, next_obs).astype(jnp.bool_)
-        return next_obs, reward.astype(jnp.float32), terminated
-
-    return model_step
 
 
 def branched_rollout(

@@ -1,24 +1,13 @@
 """PETS (Chua et al. 2018): MPC over a probabilistic ensemble, compiled end to end."""
 from jaxmbrl.algorithms.pets._pets import (
-    CONTINUOUS_PLANNERS,
-    DISCRETE_PLANNERS,
-    PLANNERS,
     Config,
     HParams,
     Metrics,
     State,
     Train,
+    default_model,
     make_train,
+    supports,
 )
 
-__all__ = [
-    "CONTINUOUS_PLANNERS",
-    "DISCRETE_PLANNERS",
-    "PLANNERS",
-    "Config",
-    "HParams",
-    "Metrics",
-    "State",
-    "Train",
-    "make_train",
-]
+__all__ = ["Config", "HParams", "Metrics", "State", "Train", "default_model", "make_train", "supports"]
