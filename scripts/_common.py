@@ -136,3 +136,8 @@ def parse_sets(items):
         except (ValueError, SyntaxError):
             out[field] = value
     return out
+
+
+def plain_config(config) -> dict:
+    """A Config's fields as JSON-ready values (env_kwargs is a frozen mapping)."""
+    return {k: dict(v) if hasattr(v, "items") else v for k, v in vars(config).items()}

@@ -119,7 +119,7 @@ def main():
     if args.only:
         configs = {args.only: configs[args.only]}
     result = {"machine": _common.machine(), "env": args.env, "threshold": threshold, "seeds": args.seeds,
-              "config": {k: v for k, v in vars(configs[next(iter(configs))]).items()
+              "config": {k: v for k, v in _common.plain_config(configs[next(iter(configs))]).items()
                          if k != "max_planning_steps"},
               "planning_steps": args.planning_steps}
     curves = {}

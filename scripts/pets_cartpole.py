@@ -44,7 +44,7 @@ def main():
                        for s in range(args.seeds)]
     result = {
         "machine": _common.machine(),
-        "config": vars(config),
+        "config": _common.plain_config(config),
         "mean_episode_return_per_iteration": np.round(table["episode_return"], 1).tolist(),
         "best_episode_return_per_iteration": np.round(best, 1).tolist(),
         "episodes_per_iteration": table["episodes"].tolist(),

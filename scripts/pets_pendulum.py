@@ -37,7 +37,7 @@ def main():
     returns = table["episode_return"]  # [seeds, episodes]
     result = {
         "machine": _common.machine(),
-        "config": {k: v for k, v in vars(config).items()},
+        "config": _common.plain_config(config),
         "returns_per_seed": np.round(returns, 1).tolist(),
         "mean_return_per_episode": np.round(returns.mean(0), 1).tolist(),
         "mean_return_episodes_6_to_10": round(float(returns[:, 5:10].mean()), 1),

@@ -1,7 +1,17 @@
+import os
+
 import jax
 import pytest
 
 from jaxmbrl import envs
+
+# Many tests build the same small programs (tiny configs) in separate closures; JAX's
+# persistent compilation cache keys on the program itself, so those compile once per
+# test run (and once per machine across runs).
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.get("JAXMBRL_TEST_CACHE", os.path.expanduser("~/.cache/jaxmbrl-tests/jax")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture(scope="session")

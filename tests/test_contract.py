@@ -216,4 +216,5 @@ def test_the_registry_drives_envs_and_help(capsys):
         _registry._REGISTRY.pop("fakealgo")
         sys.modules.pop("fake_algo_for_test")
     fits = dict(cli.fitting_algorithms(envs.make("CartPole-v1")[2]))
-    assert set(fits) == {"pets", "dyna", "dreamer"} and fits["dyna"] == "mode=deep"
+    assert set(fits) == {"pets", "dyna", "dreamer"} and fits["dyna"] == ""
+    assert dict(cli.fitting_algorithms(envs.make("FrozenLake-misc")[2]))["dyna"] == "mode=tabular"

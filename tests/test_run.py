@@ -88,19 +88,21 @@ def test_corrupt_checkpoint_is_reported_and_kept(straight_run, tmp_path, capsys)
     src, _ = straight_run
     out = str(tmp_path / "copy")
     shutil.copytree(src, out)
-    step_dirs = sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit())
-    latest = os.path.join(out, "checkpoints", step_dirs[-1])
-    for root, _, files in os.walk(latest):
-        for f in files:
-            path = os.path.join(root, f)
-            if os.path.getsize(path) > 0:
-                with open(path, "r+b") as fh:
-                    fh.truncate(os.path.getsize(path) // 2)
+    # Every checkpoint truncated: nothing verified is left to fall back to (one bad
+    # checkpoint falls back to the previous one: tests/test_reliability.py).
+    for step_dir in (d for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit()):
+        for root, _, files in os.walk(os.path.join(out, "checkpoints", step_dir)):
+            for f in files:
+                path = os.path.join(root, f)
+                if os.path.getsize(path) > 0 and f != "jaxmbrl_checksum.json":
+                    with open(path, "r+b") as fh:
+                        fh.truncate(os.path.getsize(path) // 2)
     before = _snapshot(out)
     code = _cli("train", "pets", "--preset", "tiny", "--set", "num_iterations=5", "steps_per_iteration=10",
                 "--seeds", "2", "--out", out, "--resume", "--no-progress")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "corrupt or truncated" in err, err
+    assert "no verified checkpoint is left" in err
     assert _snapshot(out) == before
 
 
@@ -177,6 +179,19 @@ def test_cli_help_plot_envs_and_diagnose(straight_run, tmp_path, capsys):
     errors = [float(line.split()[1]) for line in table.splitlines()[1:5]]
     assert len(errors) == 4 and all(np.isfinite(errors))
     assert _cli("diagnose", str(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("algo, sets", [
+    ("dyna", ["mode=deep", "num_iterations=1"]),
+    ("dreamer", ["num_iterations=2"]),
+])
+def test_diagnose_works_for_every_learned_model(algo, sets, tmp_path, capsys):
+    out = str(tmp_path / algo)
+    assert _cli("train", algo, "--preset", "tiny", "--no-progress", "--set", *sets, "--out", out) == 0
+    assert _cli("diagnose", out, "--horizon", "3") == 0
+    errors = [float(line.split()[1]) for line in capsys.readouterr().out.splitlines()[-4:-1]]
+    assert len(errors) == 3 and all(np.isfinite(errors)) and all(e >= 0 for e in errors)
+    assert _cli("diagnose", out, "--horizon", "0") == 2
 
 
 def test_config_file_then_set_overrides(tmp_path):

@@ -11,11 +11,15 @@ examples:
   jaxmbrl train pets --preset tiny --set planner_horizon=10 planner_particles=4 --out runs/quick
   jaxmbrl train pets --out runs/pets_pendulum --resume          # continue after an interruption
   jaxmbrl sweep pets --seeds 3 --grid planner_alpha=0.0,0.1,0.3 --grid planner_horizon=10,20 --out runs/sweep
+  jaxmbrl sweep pets --seeds 3 --grid planner_horizon=10,20 --out runs/sweep --resume   # after Ctrl-C
   jaxmbrl --import my_envs train pets --env MyEnv-v0 --out runs/mine   # a module that registers an env
   jaxmbrl fields pets                                            # static vs sweepable fields, defaults, ranges
   jaxmbrl plot runs/pets_pendulum runs/sweep --out curves.png
   jaxmbrl diagnose runs/pets_pendulum --horizon 20
   jaxmbrl envs
+
+exit status: 0 done; 2 usage error (nothing ran, one line on stderr); 3 a run diverged
+(NaN/inf, see summary.json); 130 interrupted (continue with --resume). See docs/RELIABILITY.md.
 """
 
 
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common_run_args(p)
     p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
                    help="values of a field; several grids form a product (tuple fields: V1;V2)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out (finished programs are kept)")
     p = sub.add_parser("plot", help="learning curves of runs (seeds as a band) to a PNG")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--out", default="learning_curves.png")
@@ -97,12 +102,17 @@ def _train(args):
     out = args.out or os.path.join("runs", f"{args.algorithm}_{config.env_id}")
     result = run.run(args.algorithm, config, [hparams], out, _options(args, args.resume))
     _report(result)
-    return 0 if result.completed else 130
+    if result.status == "diverged":
+        print(f"jaxmbrl: error: {result.summary.get('error', 'diverged')}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0 if result.completed else EXIT_INTERRUPTED
 
 
 def _report(result):
-    s = result.summary
-    print(f"{'finished' if s['completed'] else 'interrupted (resume with --resume)'}: {s['iterations']} iterations "
+    s = dict(result.summary)
+    s.update((s.get("resumes") or [{}])[-1])  # this session's timings
+    said = {"completed": "finished", "diverged": "diverged (stopped; see the error below)"}
+    print(f"{said.get(result.status, 'interrupted (resume with --resume)')}: {s['iterations']} iterations "
           f"in {s['wall_s']:.1f} s; compile {s['compile_s']:.1f} s; steady "
           f"{s['steady_env_steps_per_s'] or float('nan'):.0f} env steps/s over {s['batch']} runs on {s['devices']} device(s)")
     print(f"run folder: {result.out_dir} (metrics.jsonl, metrics.csv, config.json, summary.json, "
@@ -118,16 +128,25 @@ def _sweep(args):
         raise _config.UsageError("sweep needs at least one --grid FIELD=V1,V2.")
     out = args.out or os.path.join("runs", f"sweep_{args.algorithm}_{config.env_id}")
     grids = _config.parse_assignments(args.grid)
-    rows = run.sweep(args.algorithm, config, hparams, grids, out, _options(args))
+    rows = run.sweep(args.algorithm, config, hparams, grids, out, _options(args, args.resume))
     print(open(os.path.join(out, "summary.md")).read())
     print(f"sweep folder: {out} (summary.csv, summary.md, sweep.png)")
+    statuses = {r["status"] for r in rows}
+    if statuses & {"interrupted", "not run"}:
+        print("jaxmbrl: sweep interrupted; continue it with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if "diverged" in statuses:
+        diverged = [r["point"] for r in rows if r["status"] == "diverged"]
+        print(f"jaxmbrl: error: diverged: {', '.join(diverged)[:200]} (see summary.json in the program folders)",
+              file=sys.stderr)
+        return EXIT_DIVERGED
     return 0
 
 
 def _plot(args):
     from jaxmbrl.run import learning_curves
 
-    print(learning_curves(args.runs, args.out, metric=args.metric))
+    print(f"wrote {learning_curves(args.runs, args.out, metric=args.metric)}")
     return 0
 
 
@@ -200,12 +219,48 @@ def _import_modules(names):
                              f"or in the working directory.") from None
 
 
+# Exit statuses (docs/RELIABILITY.md): 0 done, 2 a usage error (nothing run or lost),
+# 3 a run diverged (NaN/inf; the last finite checkpoint kept), 130 interrupted (resumable).
+EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def _quiet_libraries():
+    """Orbax and TensorStore log through absl and print asyncio noise ("Event loop is
+    closed") while a failing checkpoint is torn down; the one-line error says it all."""
+    import logging
+
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+    for name in ("absl", "orbax", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # TensorStore reports callbacks that outlive Orbax's event loop (after a failed
+    # read) as "unraisable" exceptions from its own threads.
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def _one_line(err) -> str:
+    message = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+    return message if len(message) <= 400 else message[:397] + "..."
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    _quiet_libraries()
     from jaxmbrl.envs import UnknownEnvError
     from jaxmbrl.run import CheckpointError, UsageError
 
@@ -215,12 +270,11 @@ def main(argv=None) -> int:
         _import_modules(args.imports)
         return handlers[args.command](args)
     except (UsageError, UnknownEnvError, CheckpointError, FileNotFoundError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"jaxmbrl: error: {message}", file=sys.stderr)
-        return 2
+        print(f"jaxmbrl: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("jaxmbrl: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ def _parse(name: str, text: Any, default: Any) -> Any:
         if isinstance(default, int):
             if isinstance(text, float) and not text.is_integer():
                 raise ValueError
-            return int(str(text)) if not isinstance(text, (int, float)) else int(text)
+            value = int(str(text)) if not isinstance(text, (int, float)) else int(text)
+            if not -2**31 <= value < 2**31:  # the programs count in int32
+                raise UsageError(f"{name}={_short(text)} is out of range: integers must lie within +-2**31.")
+            return value
         if isinstance(default, float):
             return float(text)
         if isinstance(default, tuple):
@@ -66,21 +69,32 @@ def _parse(name: str, text: Any, default: Any) -> Any:
                 raise ValueError
             return dict(value)
         return str(text)
-    except (TypeError, ValueError):
+    except UsageError:
+        raise
+    except (TypeError, ValueError, OverflowError):
         kind = "true/false" if isinstance(default, bool) else type(default).__name__
         if isinstance(default, tuple):
             kind = "comma-separated integers, e.g. 64,64"
         if isinstance(default, Mapping):
             kind = 'JSON mapping, e.g. {"max_steps_in_episode": 100}'
-        raise UsageError(f"{name}={text!r} is not a valid {kind} (default {default!r}).") from None
+        raise UsageError(f"{name}={_short(text)} is not a valid {kind} (default {default!r}).") from None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """`repr(value)` cut to `limit` characters: an error never echoes a huge value back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_assignments(pairs: Iterable[str]) -> Dict[str, str]:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UsageError(f"--set/--grid expects field=value, got {pair!r}.")
+            raise UsageError(f"--set/--grid expects field=value, got {_short(pair)}.")
         name, value = pair.split("=", 1)
+        if name.strip() in out:  # the last one would win silently
+            raise UsageError(f"{_short(name.strip())} is given twice ({_short(out[name.strip()], 40)} and "
+                             f"{_short(value.strip(), 40)}); give each field once.")
         out[name.strip()] = value.strip()
     return out
 
@@ -92,15 +106,20 @@ def check_field(algo_name: str, algo, name: str) -> Tuple[str, Any]:
     if name not in fields:
         near = difflib.get_close_matches(name, list(fields), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(near)}?" if near else f" Valid fields: {', '.join(fields)}."
-        raise UsageError(f"unknown field {name!r} for {algo_name}.{hint}")
+        raise UsageError(f"unknown field {_short(name)} for {algo_name}.{hint}")
     return fields[name]
 
 
 def load_file(path: str) -> Dict[str, Any]:
     if not os.path.exists(path):
-        raise UsageError(f"config file {path!r} does not exist.")
-    with open(path) as f:
-        text = f.read()
+        raise UsageError(f"config file {_short(path)} does not exist.")
+    if not os.path.isfile(path):
+        raise UsageError(f"config file {_short(path)} is not a file.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read config file {_short(path)}: not UTF-8 text ({type(err).__name__}).") from None
     try:
         if path.endswith((".yaml", ".yml")):
             import yaml
@@ -109,9 +128,9 @@ def load_file(path: str) -> Dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as err:  # noqa: BLE001 - any parse error is the user's file
-        raise UsageError(f"cannot parse config file {path!r}: {err}".splitlines()[0]) from None
+        raise UsageError(f"cannot parse config file {_short(path)}: {err}".splitlines()[0][:300]) from None
     if not isinstance(data, dict):
-        raise UsageError(f"config file {path!r} must hold a mapping of field: value.")
+        raise UsageError(f"config file {_short(path)} must hold a mapping of field: value.")
     return data
 
 
@@ -127,24 +146,30 @@ def resolve(algo_name: str, *, preset: str = "default", file: str | None = None,
     algo = get_algorithm(algo_name)
     if preset not in ("default", "tiny"):
         raise UsageError(f"unknown preset {preset!r}; choose default or tiny.")
-    base = algo.Config.tiny() if preset == "tiny" else algo.Config()
+    base = algo.Config()
     values = dict(load_file(file)) if file else {}
     values.update(overrides or {})
     if env is not None:
         values["env_id"] = env
     config_kw, hp_kw = {}, {}
     for name, text in values.items():
+        name = str(name)
         where, _ = check_field(algo_name, algo, name)
         default = getattr(base, name) if where == "config" else getattr(algo.HParams(), name)
         value = _parse(name, text, default)
         (config_kw if where == "config" else hp_kw)[name] = value
     try:
-        config = dataclasses.replace(base, **config_kw)
+        # tiny() sees the overrides, so a preset can depend on them (Dyna's mode).
+        config = algo.Config.tiny(**config_kw) if preset == "tiny" else dataclasses.replace(base, **config_kw)
         config.validate()
         hparams = config.hparams()._replace(**hp_kw)
         config.validate_hparams(hparams)
     except ValueError as err:
-        raise UsageError(str(err).splitlines()[0]) from None
+        raise UsageError(str(err).splitlines()[0][:300]) from None
+    except RuntimeError as err:
+        if str(err).startswith("Could not build"):  # an env that needs the network
+            raise UsageError(str(err).splitlines()[0][:300]) from None
+        raise
     return algo, config, hparams
 
 

@@ -1,7 +1,6 @@
 """`jaxmbrl diagnose RUN`: how the learned model's error compounds over the horizon."""
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -9,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmbrl import models
-from jaxmbrl.run import _config, _runner
+from jaxmbrl.run import _config, _files, _runner
 from jaxmbrl.run._config import UsageError
 
 
@@ -18,8 +17,7 @@ def load_state(run_dir: str):
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         raise UsageError(f"{run_dir} is not a jaxmbrl run folder (no config.json).")
-    with open(path) as f:
-        meta = json.load(f)
+    meta = _files.read_meta(path)
     algo_name = meta["algorithm"]
     algo, config, _ = _config.resolve(algo_name, overrides=meta["config"])
     points = [config.hparams()._replace(**p) for p in meta["points"]]
@@ -138,10 +136,11 @@ def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None =
         raise UsageError(f"diagnose needs a learned dynamics model; this {algo_name} run has none "
                          f"(tabular Dyna and max_planning_steps=0 learn no network model).")
     errors = np.asarray(errors)
-    png = png or os.path.join(run_dir, "model_error.png")
+    from jaxmbrl.run import _plots
+
+    png = _plots.png_path(png, "model_error.png") if png else os.path.join(run_dir, "model_error.png")
     _plot(errors, png, f"{algo_name} on {config.env_id}: open-loop model error")
-    with open(os.path.join(run_dir, "model_error.json"), "w") as f:
-        json.dump({"k": list(range(1, horizon + 1)), "mse": errors.tolist()}, f)
+    _files.write_json(os.path.join(run_dir, "model_error.json"), {"k": list(range(1, horizon + 1)), "mse": errors.tolist()})
     return errors, png
 
 

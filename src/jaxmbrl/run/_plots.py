@@ -1,7 +1,7 @@
 """Learning-curve plots from run folders (matplotlib, headless)."""
 from __future__ import annotations
 
-import json
+import difflib
 import os
 import warnings
 from collections import defaultdict
@@ -9,13 +9,17 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from jaxmbrl.run import _files
+from jaxmbrl.run._config import UsageError
+
+NOT_METRICS = ("point", "seed", "iteration")
+
 
 def read_rows(run_dir: str) -> List[dict]:
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{run_dir} has no metrics.jsonl: is it a jaxmbrl run folder?")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return _files.read_jsonl(path)
 
 
 def curves(rows: List[dict], metric: str = "episode_return", x: str = "env_steps"):
@@ -23,9 +27,8 @@ def curves(rows: List[dict], metric: str = "episode_return", x: str = "env_steps
     by_point: Dict[int, Dict[int, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     xs: Dict[int, Dict[int, float]] = defaultdict(dict)
     for r in rows:
-        value = r.get(metric)
-        by_point[r["point"]][r["seed"]][r["iteration"]] = np.nan if value is None else value
-        xs[r["point"]][r["iteration"]] = r.get(x, r["iteration"])
+        by_point[r["point"]][r["seed"]][r["iteration"]] = _files.decode_value(r.get(metric))
+        xs[r["point"]][r["iteration"]] = _files.decode_value(r.get(x, r["iteration"]))
     out = {}
     for point, seeds in by_point.items():
         iters = sorted(xs[point])
@@ -34,23 +37,62 @@ def curves(rows: List[dict], metric: str = "episode_return", x: str = "env_steps
     return out
 
 
+def png_path(out: str, default_name: str = "learning_curves.png") -> str:
+    """Where a plot goes: into a folder given as --out, `.png` added to a bare name."""
+    if os.path.isdir(out):
+        return os.path.join(out, default_name)
+    root, ext = os.path.splitext(out)
+    if not ext:
+        return out + ".png"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if ext[1:].lower() not in supported:
+        raise UsageError(f"--out {_files.short(out, 80)}: matplotlib cannot write .{ext[1:]} files; "
+                         f"use one of {', '.join('.' + e for e in sorted(supported))}.")
+    return out
+
+
+def _check_metric(metric: str, run_dirs: Sequence[str], tables: Sequence[List[dict]]) -> None:
+    names = sorted({k for rows in tables for r in rows[:50] for k in r if k not in NOT_METRICS})
+    if any(metric in r for rows in tables for r in rows[:50]):
+        return
+    near = difflib.get_close_matches(metric, names, n=1)
+    hint = f" Did you mean {near[0]}?" if near else ""
+    raise UsageError(f"no run logs a metric {_files.short(metric, 40)}.{hint} Metrics: {', '.join(names)}.")
+
+
 def learning_curves(run_dirs: Sequence[str], png: str, metric: str = "episode_return",
                     labels: Optional[Sequence[str]] = None, title: Optional[str] = None) -> str:
-    """One line per run and sweep point: mean over seeds with a min-max band."""
+    """One line per run and sweep point: mean over seeds with a min-max band.
+
+    Returns the path written. Runs of different algorithms or environments are named
+    as such in the legend and title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    png = png_path(png)
+    tables = [read_rows(d) for d in run_dirs]
+    metas = [_meta(d) for d in run_dirs]
+    _check_metric(metric, run_dirs, tables)
+    algos = sorted({m.get("algorithm", "?") for m in metas})
+    envs = sorted({str((m.get("config") or {}).get("env_id", "?")) for m in metas})
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, run_dir in enumerate(run_dirs):
-        meta = _meta(run_dir)
+    for i, (run_dir, rows, meta) in enumerate(zip(run_dirs, tables, metas)):
         point_labels = meta.get("point_labels") or []
-        for point, (x, values) in sorted(curves(read_rows(run_dir), metric).items()):
+        for point, (x, values) in sorted(curves(rows, metric).items()):
             if np.isnan(values).all():
                 continue
             label = labels[i] if labels else os.path.basename(os.path.normpath(run_dir))
-            if point_labels:
+            if len(algos) > 1 or len(envs) > 1:
+                label = f"{label} [{meta.get('algorithm', '?')}, {(meta.get('config') or {}).get('env_id', '?')}]"
+            if point < len(point_labels):
                 label = f"{label} {point_labels[point]}"
             with warnings.catch_warnings():  # iterations where no episode finished are NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -58,17 +100,24 @@ def learning_curves(run_dirs: Sequence[str], png: str, metric: str = "episode_re
             n = values.shape[0]
             ax.plot(x, mean, marker="o", ms=3, label=f"{label} ({n} seed{'s' if n > 1 else ''})")
             if values.shape[0] > 1:
-                ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), alpha=0.2)
-    meta = _meta(run_dirs[0])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), alpha=0.2)
     ax.set_xlabel("env steps")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title or f"{meta.get('algorithm', '')} on {meta.get('config', {}).get('env_id', '')}")
+    ax.set_title(title or f"{' vs '.join(algos)} on {' / '.join(envs)}")
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"no finite {metric} yet", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(png, dpi=100)
+    except OSError as err:
+        raise UsageError(f"cannot write {_files.short(png, 80)}: {err.strerror or err}.") from None
+    finally:
+        plt.close(fig)
     return png
 
 
@@ -76,5 +125,7 @@ def _meta(run_dir: str) -> dict:
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    try:
+        return _files.read_meta(path)
+    except UsageError:
+        return {}

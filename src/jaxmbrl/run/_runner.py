@@ -4,24 +4,30 @@
 scanned over a chunk of iterations inside one jitted call; Python only loops over
 chunks, logging each chunk's metrics ([chunk, batch] scalars: nothing is stacked per
 env step) and checkpointing. The batch axis is sharded over every local device.
+
+What a run promises (docs/RELIABILITY.md): one writer per folder (`_files.RunLock`),
+files written atomically, checkpoints verified on resume, and a run that turns
+non-finite stops with status "diverged" (exit 3) instead of logging garbage.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
+import shutil
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.run import _checkpoint, _config
+from jaxmbrl.run import _checkpoint, _config, _files
 from jaxmbrl.run._config import UsageError
+
+# Exit statuses of `jaxmbrl train`/`sweep` (docs/RELIABILITY.md).
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 @dataclasses.dataclass
@@ -44,6 +50,11 @@ class RunResult:
     summary: Dict[str, Any]
     completed: bool
 
+    @property
+    def status(self) -> str:
+        """"completed", "interrupted" or "diverged"."""
+        return self.summary.get("status", "completed" if self.completed else "interrupted")
+
 
 def batch_hparams(hparams_points: Sequence[Any], seeds: int):
     """[points] HParams -> one HParams of float32 arrays [points * seeds] (point-major)."""
@@ -57,77 +68,83 @@ def batch_keys(seed: int, seeds: int, points: int):
     return np.tile(keys, (points, 1))
 
 
+def _padded(batch: int) -> int:
+    n = len(jax.local_devices())
+    return -(-batch // n) * n
+
+
 def _shard(tree, batch: int):
     """Pads the batch to a multiple of the local devices and shards it over them."""
-    devices = jax.local_devices()
-    n = len(devices)
-    padded = -(-batch // n) * n
+    padded = _padded(batch)
     if padded != batch:
         tree = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], padded - batch, 0)]), tree)
     sharding = _batch_sharding(padded)
     return (jax.device_put(tree) if sharding is None else jax.device_put(tree, sharding)), padded
 
 
-def _clean(value):
-    value = float(value) if np.ndim(value) == 0 else value
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return None
-        if value.is_integer() and abs(value) < 2**31:
-            return int(value)
-    return value
+def _rows(metrics: Dict[str, np.ndarray], points: int, seeds: int, diverged=frozenset()) -> List[Dict[str, Any]]:
+    """[iters, batch] metrics -> one row per iteration and batch member.
 
-
-def _rows(metrics: Dict[str, np.ndarray], points: int, seeds: int) -> List[Dict[str, Any]]:
-    """[iters, batch] metrics -> one row per iteration and batch member."""
+    NaN is null ("not measured", as the algorithms' metrics use it) except in the rows of
+    members in `diverged`, where a NaN that is not an episode statistic (those are NaN
+    when no episode ended) is the string "nan"; infinities are "inf"/"-inf".
+    """
     iters = next(iter(metrics.values())).shape[0]
     rows = []
     for i in range(iters):
         for b in range(points * seeds):
             row = {"point": b // seeds, "seed": b % seeds}
-            row.update({k: _clean(v[i, b]) for k, v in metrics.items()})
+            row.update({k: _files.encode_value(float(v[i, b]), b in diverged and not _is_episode_stat(k))
+                        for k, v in metrics.items()})
             rows.append(row)
     return rows
 
 
+def _is_episode_stat(name: str) -> bool:
+    return "episode" in name or name == "eval_return"
+
+
 class _Logs:
-    """metrics.jsonl and metrics.csv, appended per chunk."""
+    """metrics.jsonl and metrics.csv: one durable append per chunk, whole rewrites atomic."""
 
     def __init__(self, out_dir: str):
         self.jsonl = os.path.join(out_dir, "metrics.jsonl")
         self.csv = os.path.join(out_dir, "metrics.csv")
 
     def read(self) -> List[Dict[str, Any]]:
-        if not os.path.exists(self.jsonl):
-            return []
-        with open(self.jsonl) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return _files.read_jsonl(self.jsonl) if os.path.exists(self.jsonl) else []
+
+    @staticmethod
+    def _jsonl_text(rows) -> str:
+        import json
+
+        return "".join(json.dumps(row) + "\n" for row in rows)
+
+    @staticmethod
+    def _csv_text(rows, header: bool) -> str:
+        head = ",".join(rows[0]) + "\n" if header and rows else ""
+        return head + "".join(",".join("" if v is None else str(v) for v in row.values()) + "\n" for row in rows)
 
     def rewrite(self, rows):
-        for path in (self.jsonl, self.csv):
-            if os.path.exists(path):
-                os.replace(path, path + ".bak")
-        self.append(rows)
-        for path in (self.jsonl, self.csv):
-            if os.path.exists(path + ".bak"):
-                os.remove(path + ".bak")
+        _files.write_atomic(self.jsonl, self._jsonl_text(rows))
+        _files.write_atomic(self.csv, self._csv_text(rows, header=True))
 
     def append(self, rows):
         if not rows:
             return
-        with open(self.jsonl, "a") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
-        new = not os.path.exists(self.csv)
-        with open(self.csv, "a") as f:
-            if new:
-                f.write(",".join(rows[0]) + "\n")
-            for row in rows:
-                f.write(",".join("" if v is None else str(v) for v in row.values()) + "\n")
+        header = not os.path.exists(self.csv) or os.path.getsize(self.csv) == 0
+        _files.append_durably(self.jsonl, self._jsonl_text(rows))
+        _files.append_durably(self.csv, self._csv_text(rows, header))
+
+    def clear(self):
+        for path in (self.jsonl, self.csv):
+            if os.path.exists(path):
+                os.remove(path)
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM end the run after the chunk in flight, with a checkpoint."""
+    """SIGINT/SIGTERM end the run after the chunk in flight, with a checkpoint; a second
+    signal kills the process at once (the default action), for a chunk that takes too long."""
 
     def __init__(self):
         self.requested = None
@@ -143,6 +160,9 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         self.requested = signal.Signals(signum).name
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_DFL)
+        _files.note(f"{self.requested}: stopping after this chunk with a checkpoint (again to force an exit now).")
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -160,22 +180,186 @@ def _metric_dict(metrics) -> Dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in metrics._asdict().items()}
 
 
-def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
-        options: RunOptions, point_labels: Optional[Sequence[str]] = None) -> RunResult:
-    """Runs `len(hparams_points) x options.seeds` runs of one config as one program."""
-    algo = _config.get_algorithm(algo_name)
+# ---------------------------------------------------------------------------------------
+# Divergence
+
+
+def _checked_leaves(state) -> Tuple[List[str], List[int]]:
+    """Names and indices of the float leaves a finite run keeps finite.
+
+    `warmup` holds metrics, where NaN means "not measured", so it is left out.
+    """
+    names, indices = [], []
+    for i, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(state)[0]):
+        if any(getattr(p, "name", None) == "warmup" for p in path):
+            continue
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            names.append(jax.tree_util.keystr(path).lstrip("."))
+            indices.append(i)
+    return names, indices
+
+
+def _nonfinite_flags(state, indices) -> jax.Array:
+    """[checked leaves, batch] bool: which leaves of which member hold a NaN or inf."""
+    leaves = jax.tree.leaves(state)
+    if not indices:
+        return jnp.zeros((0, leaves[0].shape[0]), bool)
+    return jnp.stack([~jnp.isfinite(leaves[i].reshape(leaves[i].shape[0], -1)).all(1) for i in indices])
+
+
+def _is_loss(name: str) -> bool:
+    return "loss" in name or "mse" in name or name in ("kl", "td_error")
+
+
+def _divergence(flags: np.ndarray, names: List[str], metrics: Dict[str, np.ndarray], batch: int):
+    """(diverged members, (member, iteration or None, quantity)) of one chunk, or (set(), None).
+
+    Losses may be NaN by design (not fitted yet), so only an infinite loss counts; a NaN
+    born of divergence shows in the state's parameters anyway.
+    """
+    first = None
+    members = set()
+    for name, values in metrics.items():
+        if not _is_loss(name):
+            continue
+        hits = np.argwhere(np.isinf(values[:, :batch]))
+        for i, b in hits:
+            members.add(int(b))
+            it = int(metrics["iteration"][i, b]) if "iteration" in metrics else None
+            if first is None or (it is not None and first[1] is not None and it < first[1]):
+                first = (int(b), it, f"{name} = {values[i, b]}")
+    bad = np.asarray(flags)[:, :batch]
+    for leaf, b in np.argwhere(bad):
+        members.add(int(b))
+        if first is None:
+            first = (int(b), None, f"state {names[leaf]} is not finite")
+    return members, first
+
+
+def _divergence_message(first, seeds: int, labels: Sequence[str], last_iteration: int, more: int,
+                        kept: Optional[int]) -> str:
+    member, iteration, quantity = first
+    point, seed = divmod(member, seeds)
+    where = f"point {point}" + (f" ({labels[point]})" if point < len(labels) and labels[point] else "")
+    when = f"iteration {iteration}" if iteration is not None else f"iteration {last_iteration} (end of the chunk)"
+    also = f"; {more} more run(s) too" if more else ""
+    kept_text = (f"checkpoints/{kept}, the last finite state, is kept" if kept is not None
+                 else "no checkpoint was written before it")
+    return _cut(f"diverged: seed {seed}, {where}, at {when}: {quantity}{also}; {kept_text}.")
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# Memory
+
+
+def device_memory() -> Optional[int]:
+    """Bytes of memory of all local devices (host RAM for CPUs); None if unknown."""
+    devices = jax.local_devices()
+    try:
+        stats = devices[0].memory_stats()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) * len(devices)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size / 4:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _check_state_memory(train, hparams_points, batch: int) -> None:
+    """Refuses, before any array is built, a batch whose state cannot fit in memory.
+
+    The state of one member comes from `jax.eval_shape` (nothing is allocated); a chunk
+    holds its input and its output state at once, hence twice the batch's state.
+    """
+    one = jax.eval_shape(jax.vmap(train.init), batch_keys(0, 1, 1), batch_hparams(hparams_points[:1], 1))
+    per_member = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(one))
+    need = 2 * per_member * _padded(batch)
+    limit = device_memory()
+    if limit is not None and need > limit:
+        raise UsageError(f"{batch} run(s) need about {_gib(need)} for their state ({_gib(per_member)} each, "
+                         f"twice over during a chunk) but the device(s) hold {_gib(limit)}: use fewer --seeds or "
+                         f"sweep points, or a smaller config.")
+
+
+def _check_program_memory(compiled, what: str) -> None:
+    try:
+        analysis = compiled.memory_analysis()
+        need = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+                - analysis.alias_size_in_bytes)
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        return
+    limit = device_memory()
+    if limit is not None and need > limit:
+        raise UsageError(f"the compiled {what} needs about {_gib(need)} but the device(s) hold {_gib(limit)}: "
+                         f"use fewer --seeds or sweep points, or a smaller config.")
+
+
+class _OutOfMemory:
+    """XLA's RESOURCE_EXHAUSTED (compiling or running) as one line."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if err is not None and not isinstance(err, UsageError) and "RESOURCE_EXHAUSTED" in str(err):
+            raise UsageError("out of device memory (XLA RESOURCE_EXHAUSTED): use fewer --seeds or sweep points, "
+                             "or a smaller config.") from None
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+
+
+def _make_train(algo, config, hparams_points):
     try:
         for hp in hparams_points:
             config.validate_hparams(hp)
-        train = algo.make_train(config)
+        return algo.make_train(config)
     except ValueError as err:
-        raise UsageError(str(err).splitlines()[0]) from None
+        raise UsageError(_cut(str(err).splitlines()[0])) from None
+    except RuntimeError as err:
+        if str(err).startswith("Could not build"):  # e.g. an env that needs the network
+            raise UsageError(_cut(str(err).splitlines()[0])) from None
+        raise
+
+
+def _require_tensorboard() -> None:
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise UsageError("--tensorboard needs tensorboardX: pip install 'jaxmbrl[tensorboard]'.") from None
+
+
+def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
+        options: RunOptions, point_labels: Optional[Sequence[str]] = None) -> RunResult:
+    """Runs `len(hparams_points) x options.seeds` runs of one config as one program.
+
+    Everything the user can get wrong is checked (UsageError) before the run folder is
+    written; the folder is then locked against a second writer for the whole run.
+    A run that turns non-finite returns with `status == "diverged"`.
+    """
+    algo = _config.get_algorithm(algo_name)
+    train = _make_train(algo, config, hparams_points)
     points, seeds = len(hparams_points), options.seeds
     if seeds < 1 or options.chunk < 1:
         raise UsageError("--seeds and --chunk must be >= 1.")
-    batch = points * seeds
-    os.makedirs(out_dir, exist_ok=True)
-    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    if options.tensorboard:
+        _require_tensorboard()
+    _check_state_memory(train, hparams_points, points * seeds)
     meta = {
         "algorithm": algo_name,
         **_config.config_dict(config, hparams_points[0]),
@@ -187,35 +371,100 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
         "versions": _config.versions(),
         "devices": [str(d) for d in jax.local_devices()],
     }
+    exists = _files.check_out_dir(out_dir)
+    if options.resume and not exists:
+        raise UsageError(f"nothing to resume: {out_dir} does not exist.")
+    with _files.RunLock(out_dir), _OutOfMemory():
+        return _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta)
+
+
+def _prepare_folder(out_dir: str, meta: Dict[str, Any], options: RunOptions) -> bool:
+    """Checks the folder against what is asked (under the lock); returns whether to resume."""
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
     config_path = os.path.join(out_dir, "config.json")
     logs = _Logs(out_dir)
-    if options.resume:
-        _check_resumable(config_path, meta, ckpt_dir)
-    elif os.path.exists(logs.jsonl) or _checkpoint.latest_step(ckpt_dir) is not None:
-        raise UsageError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out.")
-    with open(config_path, "w") as f:
-        json.dump(meta, f, indent=2)
+    steps = _checkpoint.steps(ckpt_dir)
+    # A step without its checksum is a save that was killed: it does not count.
+    has_checkpoint = any(os.path.exists(os.path.join(ckpt_dir, str(s), _checkpoint.CHECKSUM_NAME)) for s in steps)
+    if not options.resume:
+        if os.path.exists(logs.jsonl) or steps:
+            hint = "" if has_checkpoint else " (it has no checkpoint: --resume starts it afresh)"
+            raise UsageError(f"{out_dir} already holds a run; pass --resume to continue it{hint} or choose another --out.")
+        return False
+    if os.path.lexists(config_path):
+        _check_same_config(config_path, meta)
+    elif has_checkpoint:
+        raise UsageError(f"{config_path} is missing; cannot check that the resumed config matches.")
+    if not has_checkpoint:
+        _files.note(f"{out_dir} has no checkpoint yet: starting it afresh.")
+        for step in steps:
+            _set_aside(out_dir, step)
+        logs.clear()
+        if os.path.exists(os.path.join(out_dir, "summary.json")):
+            os.remove(os.path.join(out_dir, "summary.json"))
+        return False
+    return True
+
+
+def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta) -> RunResult:
+    points, seeds = len(hparams_points), options.seeds
+    batch = points * seeds
+    labels = meta["point_labels"]
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    logs = _Logs(out_dir)
+    resuming = _prepare_folder(out_dir, meta, options)
+    fingerprint = _checkpoint.config_hash(meta)
 
     keys, padded = _shard(batch_keys(options.seed, seeds, points), batch)
     hp, _ = _shard(batch_hparams(hparams_points, seeds), batch)
 
     start = time.perf_counter()
     template = jax.eval_shape(jax.vmap(train.init), keys, hp)
+    checked_names, checked_indices = _checked_leaves(template)
     warm_template = getattr(template, "warmup", None)
     done_warmup = 0 if warm_template is None else jax.tree.leaves(warm_template)[0].shape[1]
     total_steps = config.num_iterations - done_warmup
     step_iters = 0
     rows: List[Dict[str, Any]] = []
     compile_s = 0.0
-    if options.resume:
+    def make_chunk(length, state):
+        def chunk(state):
+            state, metrics = jax.lax.scan(lambda s, _: jax.vmap(train.step)(s), state, None, length=length)
+            # Computed in the program, so checking for divergence costs one small transfer.
+            return state, metrics, _nonfinite_flags(state, checked_indices)
+
+        t = time.perf_counter()
+        # Every state leaf has the batch as its leading axis: keep it sharded there.
+        sharding = _batch_sharding(padded)
+        out_shardings = None if sharding is None else (sharding, None, None)
+        compiled = jax.jit(chunk, in_shardings=sharding, out_shardings=out_shardings).lower(state).compile()
+        _check_program_memory(compiled, f"chunk of {length} iteration(s)")
+        return compiled, time.perf_counter() - t
+
+    def chunk_lengths(done):
+        remaining = total_steps - done
+        full = min(options.chunk, remaining)
+        return [n for n in {full, remaining % full if full else 0} if n > 0]
+
+    compiled = {}
+    if resuming:
         # Restoring replaces init entirely, so a bad checkpoint fails before any compile.
-        step_iters, state = _restore(ckpt_dir, template, _batch_sharding(padded))
-        rows = [r for r in logs.read() if r["iteration"] < done_warmup + step_iters]
+        step_iters, state, rejected = _restore(ckpt_dir, template, _batch_sharding(padded), fingerprint)
+        rows = _rows_to_keep(logs, done_warmup + step_iters, batch, step_iters)
+        for step, why in rejected:
+            _files.warn(f"{why}; resuming from step {step_iters} instead.")
+            _set_aside(out_dir, step)
         logs.rewrite(rows)
     else:
         sharding = _batch_sharding(padded)
         init = jax.jit(jax.vmap(train.init), out_shardings=sharding).lower(keys, hp).compile()
+        _check_program_memory(init, "init")
+        # Every program is compiled (and its memory checked) against the abstract state
+        # before the folder is written, so a config that cannot run leaves nothing behind.
+        for length in chunk_lengths(0):
+            compiled[length], _ = make_chunk(length, template)
         compile_s = time.perf_counter() - start
+        _files.write_json(os.path.join(out_dir, "config.json"), meta)
         state = init(keys, hp)
         warm = _warmup_metrics(state)
         if warm is not None:
@@ -223,47 +472,45 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
             logs.append(rows)
     tb = _tensorboard(out_dir) if options.tensorboard else None
 
-    def make_chunk(length):
-        def chunk(state):
-            return jax.lax.scan(lambda s, _: jax.vmap(train.step)(s), state, None, length=length)
-        t = time.perf_counter()
-        # Every state leaf has the batch as its leading axis: keep it sharded there.
-        sharding = _batch_sharding(padded)
-        out_shardings = None if sharding is None else (sharding, None)
-        compiled = jax.jit(chunk, in_shardings=sharding, out_shardings=out_shardings).lower(state).compile()
-        return compiled, time.perf_counter() - t
-
-    compiled = {}
     bar = _progress(options.progress, total=config.num_iterations, initial=done_warmup + step_iters,
                     desc=f"{algo_name} {getattr(config, 'env_id', '')}")
     steady_time, steady_env_steps, first_chunk_s = 0.0, 0, None
     stop_reason = None
+    divergence = None
+    last_saved = step_iters if resuming else None
     chunks_done = 0
     with _StopFlag() as stop:
         while step_iters < total_steps:
             length = min(options.chunk, total_steps - step_iters)
             if length not in compiled:
-                compiled[length], seconds = make_chunk(length)
+                compiled[length], seconds = make_chunk(length, state)
                 compile_s += seconds
             before = _env_steps(state)
             t = time.perf_counter()
-            state, metrics = compiled[length](state)
-            metrics = jax.tree.map(np.asarray, metrics)
+            new_state, metrics, flags = compiled[length](state)
+            metrics = _metric_dict(jax.tree.map(np.asarray, metrics))
             elapsed = time.perf_counter() - t
-            step_iters += length
-            chunks_done += 1
-            new_rows = _rows({k: v[:, :batch] for k, v in _metric_dict(metrics).items()}, points, seeds)
+            diverged, first = _divergence(np.asarray(flags), checked_names, metrics, batch)
+            new_rows = _rows({k: v[:, :batch] for k, v in metrics.items()}, points, seeds, diverged)
             rows += new_rows
             logs.append(new_rows)
             if tb is not None:
                 _tb_write(tb, new_rows)
+            if first is not None:
+                # The diverged state is not checkpointed: the last finite one stays.
+                divergence = _divergence_message(first, seeds, labels, done_warmup + step_iters + length - 1,
+                                                 len(diverged) - 1, last_saved)
+                break
+            state = new_state
+            step_iters += length
+            chunks_done += 1
             env_delta = _env_steps(state) - before
             if first_chunk_s is None:
                 first_chunk_s = elapsed
             else:
                 steady_time += elapsed
                 steady_env_steps += env_delta
-            last = [r.get("episode_return") for r in new_rows[-batch:] if r.get("episode_return") is not None]
+            last = [r.get("episode_return") for r in new_rows[-batch:] if isinstance(r.get("episode_return"), (int, float))]
             bar.update(length)
             bar.set_postfix({"env_steps": int(_env_steps(state) // max(padded, 1)),
                              "steps/s": f"{env_delta / max(elapsed, 1e-9):.0f}",
@@ -273,30 +520,73 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
             stop_reason = stop.requested or (
                 "stop_after_chunks" if options.stop_after_chunks and chunks_done >= options.stop_after_chunks and not final else None)
             if checkpoint_due or stop_reason:
-                _checkpoint.save(ckpt_dir, step_iters, state)
+                _checkpoint.save(ckpt_dir, step_iters, state, config=fingerprint)
+                last_saved = step_iters
             if stop_reason:
                 break
     bar.close()
-    wall = time.perf_counter() - start
-    summary = {
-        "completed": stop_reason is None,
-        "iterations": done_warmup + step_iters,
+    completed = divergence is None and step_iters >= total_steps  # a stop on the last chunk still finished
+    status = "diverged" if divergence else ("completed" if completed else "interrupted")
+    session = {
         "compile_s": round(compile_s, 2),
-        "wall_s": round(wall, 2),
+        "wall_s": round(time.perf_counter() - start, 2),
         "first_chunk_s": None if first_chunk_s is None else round(first_chunk_s, 3),
         "steady_env_steps_per_s": round(steady_env_steps / steady_time, 1) if steady_time > 0 else None,
-        "batch": batch,
-        "devices": len(jax.local_devices()),
     }
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    summary = _summary(out_dir, resuming, session, status=status, completed=completed,
+                       iterations=done_warmup + step_iters, batch=batch, devices=len(jax.local_devices()),
+                       error=divergence)
+    _files.write_json(os.path.join(out_dir, "summary.json"), summary)
     try:
         from jaxmbrl.run import _plots
 
         _plots.learning_curves([out_dir], os.path.join(out_dir, "learning_curve.png"))
-    except ImportError:
+    except (ImportError, UsageError):
         pass
-    return RunResult(out_dir, state, rows, summary, stop_reason is None)
+    return RunResult(out_dir, state, rows, summary, completed)
+
+
+def _summary(out_dir: str, resuming: bool, session: Dict[str, Any], **fields) -> Dict[str, Any]:
+    """summary.json: the first session's timings stay; each resume's are listed under "resumes"."""
+    path = os.path.join(out_dir, "summary.json")
+    previous = None
+    if resuming and os.path.exists(path):
+        try:
+            previous = _files.read_json_dict(path)
+        except UsageError:
+            previous = None
+    if previous is None:
+        out = {k: v for k, v in fields.items() if v is not None or k != "error"}
+        out.update(session)
+        return out
+    out = {k: v for k, v in previous.items() if k not in ("status", "completed", "iterations", "error")}
+    out.update({k: v for k, v in fields.items() if v is not None or k != "error"})
+    out["resumes"] = list(previous.get("resumes", [])) + [session]
+    return out
+
+
+def _rows_to_keep(logs: _Logs, iterations: int, batch: int, step: int) -> List[Dict[str, Any]]:
+    """The logged rows of the checkpointed iterations; refuses if some were lost."""
+    rows = [r for r in logs.read() if isinstance(r.get("iteration"), int) and r["iteration"] < iterations]
+    if len(rows) != iterations * batch:
+        raise UsageError(f"{logs.jsonl} holds {len(rows)} rows for the {iterations} iterations of checkpoint {step} "
+                         f"(expected {iterations * batch}): metrics were lost, and resuming would drop more; "
+                         f"start a new --out.")
+    return rows
+
+
+def _set_aside(out_dir: str, step: int) -> None:
+    """Moves a checkpoint that failed verification out of Orbax's folder (kept for a look)."""
+    src = os.path.join(out_dir, "checkpoints", str(step))
+    if not os.path.exists(src):
+        return
+    dst_root = os.path.join(out_dir, "checkpoints_rejected")
+    os.makedirs(dst_root, exist_ok=True)
+    dst = os.path.join(dst_root, str(step))
+    n = 1
+    while os.path.exists(dst):
+        dst, n = os.path.join(dst_root, f"{step}.{n}"), n + 1
+    shutil.move(src, dst)
 
 
 def _env_steps(state) -> int:
@@ -304,26 +594,32 @@ def _env_steps(state) -> int:
     return 0 if steps is None else int(np.asarray(steps).sum())
 
 
-def _check_resumable(config_path: str, meta: Dict[str, Any], ckpt_dir: str) -> None:
-    if not os.path.exists(config_path):
-        raise UsageError(f"nothing to resume: {config_path} does not exist.")
-    with open(config_path) as f:
-        try:
-            old = json.load(f)
-        except json.JSONDecodeError:
-            raise UsageError(f"{config_path} is corrupt; cannot check that the resumed config matches.") from None
+def _check_same_config(config_path: str, meta: Dict[str, Any]) -> None:
+    old = _files.read_meta(config_path)
     diffs = []
     for section in ("config", "hparams"):
-        for k in sorted(set(old.get(section, {})) | set(meta[section])):
-            if old.get(section, {}).get(k) != meta[section].get(k):
-                diffs.append(f"{k} ({old.get(section, {}).get(k)!r} -> {meta[section].get(k)!r})")
+        before, after = old.get(section) or {}, meta[section]
+        if not isinstance(before, dict):
+            raise UsageError(f"{config_path} was not written by jaxmbrl ({section!r} is not a mapping).")
+        for k in sorted(set(before) | set(after)):
+            if not _same(before.get(k), after.get(k)):
+                diffs.append(f"{k} ({_files.short(before.get(k), 40)} -> {_files.short(after.get(k), 40)})")
     for k in ("algorithm", "points", "seeds", "seed", "chunk"):
-        if old.get(k) != meta.get(k):
-            diffs.append(f"{k} ({old.get(k)!r} -> {meta.get(k)!r})")
+        if not _same(old.get(k), meta.get(k)):
+            diffs.append(f"{k} ({_files.short(old.get(k), 40)} -> {_files.short(meta.get(k), 40)})")
     if diffs:
-        raise UsageError(f"cannot resume with a different config; fields that differ: {', '.join(diffs)}.")
-    if _checkpoint.latest_step(ckpt_dir) is None:
-        raise UsageError(f"nothing to resume: no checkpoint in {ckpt_dir}.")
+        raise UsageError(_cut(f"cannot resume with a different config; fields that differ: {', '.join(diffs)}."))
+
+
+def _same(a, b) -> bool:
+    """Equality where NaN equals NaN (a NaN field must not block its own resume)."""
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
 
 
 def _batch_sharding(padded: int):
@@ -334,13 +630,14 @@ def _batch_sharding(padded: int):
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
 
-def _restore(ckpt_dir: str, template, sharding):
+def _restore(ckpt_dir: str, template, sharding, fingerprint: str):
     try:
-        step, state = _checkpoint.restore(ckpt_dir, template)
+        step, state, rejected = _checkpoint.restore_verified(ckpt_dir, template, config=fingerprint)
     except _checkpoint.CheckpointError as err:
-        raise UsageError(f"{err}; remove that folder to fall back to an earlier checkpoint, or start a new --out.") from None
+        raise UsageError(_cut(f"{err}; no verified checkpoint is left to resume from: start a new --out.")) from None
     # The same placement over devices as a fresh state.
-    return step, jax.device_put(state, sharding) if sharding is not None else jax.device_put(state)
+    state = jax.device_put(state, sharding) if sharding is not None else state
+    return step, state, rejected
 
 
 def _progress(enabled: bool, **kwargs):
@@ -350,10 +647,9 @@ def _progress(enabled: bool, **kwargs):
 
 
 def _tensorboard(out_dir: str):
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        raise UsageError("--tensorboard needs tensorboardX: pip install 'jaxmbrl[tensorboard]'.") from None
+    _require_tensorboard()
+    from tensorboardX import SummaryWriter
+
     return SummaryWriter(os.path.join(out_dir, "tensorboard"))
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import warnings
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from jaxmbrl.run import _config, _plots, _runner
+from jaxmbrl.run import _config, _files, _plots, _runner
 from jaxmbrl.run._config import UsageError
 
 
@@ -34,8 +33,27 @@ def _label(assignments: Dict[str, object]) -> str:
     return " ".join(f"{k}={v}" for k, v in assignments.items()) or "default"
 
 
+def _programs(config, hp_points, static_assignments):
+    """The config of every static grid value, each checked with every sweep point,
+    so that a bad value fails before anything runs (not when its program starts)."""
+    configs = []
+    for assignment in static_assignments:
+        try:
+            cfg = dataclasses.replace(config, **assignment)
+            cfg.validate()
+            for hp in hp_points:
+                cfg.validate_hparams(hp)
+        except ValueError as err:
+            where = f"--grid {_label(assignment)}: " if assignment else ""
+            raise UsageError(f"{where}{str(err).splitlines()[0]}"[:300]) from None
+        configs.append(cfg)
+    return configs
+
+
 def sweep(algo_name: str, config, hparams, grids: Dict[str, str], out_dir: str,
           options: _runner.RunOptions, log=print) -> List[dict]:
+    """Runs every grid point; returns one summary row per point, each with its "status"
+    ("completed", "interrupted", "diverged" or "not run": a signal stops the whole sweep)."""
     algo = _config.get_algorithm(algo_name)
     static, swept = parse_grid(algo_name, algo, config, hparams, grids)
     hp_names = list(swept)
@@ -43,27 +61,43 @@ def sweep(algo_name: str, config, hparams, grids: Dict[str, str], out_dir: str,
     hp_points = [hparams._replace(**a) for a in hp_assignments]
     static_names = list(static)
     static_assignments = [dict(zip(static_names, c)) for c in itertools.product(*static.values())] or [{}]
+    configs = _programs(config, hp_points, static_assignments)
+    exists = _files.check_out_dir(out_dir)
+    if options.resume and not exists:
+        raise UsageError(f"nothing to resume: {out_dir} does not exist.")
+    if not options.resume and os.path.exists(os.path.join(out_dir, "sweep_summary.json")):
+        raise UsageError(f"{out_dir} already holds a sweep; pass --resume to continue it or choose another --out.")
     if static_names:
         log(f"{', '.join(static_names)} {'is a' if len(static_names) == 1 else 'are'} static Config "
             f"field(s): compiling one program per value ({len(static_assignments)} programs).")
     log(f"{len(hp_points)} hyperparameter point(s) x {options.seeds} seed(s) per program, vmapped.")
-    os.makedirs(out_dir, exist_ok=True)
     run_dirs, summary = [], []
-    for i, assignment in enumerate(static_assignments):
-        cfg = dataclasses.replace(config, **assignment)
-        sub = os.path.join(out_dir, f"program_{i}") if static_names else out_dir
-        labels = [_label({**assignment, **a}) for a in hp_assignments]
-        result = _runner.run(algo_name, cfg, hp_points, sub, options, point_labels=labels)
-        run_dirs.append(sub)
-        for point, (_, values) in sorted(_plots.curves(result.rows).items()):
-            summary.append(_point_summary(labels[point], values))
-    _write_summary(out_dir, summary)
-    _plots.learning_curves(run_dirs, os.path.join(out_dir, "sweep.png"), labels=[""] * len(run_dirs),
-                           title=f"{algo_name} sweep on {getattr(config, 'env_id', '')}")
+    with _files.RunLock(out_dir):
+        stopped = False
+        for i, (assignment, cfg) in enumerate(zip(static_assignments, configs)):
+            sub = os.path.join(out_dir, f"program_{i}") if static_names else out_dir
+            labels = [_label({**assignment, **a}) for a in hp_assignments]
+            if stopped:
+                summary += [_point_summary(label, np.full((options.seeds, 1), np.nan), "not run", 0) for label in labels]
+                continue
+            # A program that a stopped sweep never reached has no folder yet: it starts afresh.
+            fresh = options.resume and static_names and not os.path.exists(sub)
+            result = _runner.run(algo_name, cfg, hp_points, sub, dataclasses.replace(options, resume=options.resume and not fresh),
+                                 point_labels=labels)
+            run_dirs.append(sub)
+            curves = _plots.curves(result.rows)
+            for point, label in enumerate(labels):
+                values = curves[point][1] if point in curves else np.full((options.seeds, 1), np.nan)
+                summary.append(_point_summary(label, values, result.status, result.summary["iterations"]))
+            stopped = result.status == "interrupted"
+        _write_summary(out_dir, summary)
+        if run_dirs:
+            _plots.learning_curves(run_dirs, os.path.join(out_dir, "sweep.png"), labels=[""] * len(run_dirs),
+                                   title=f"{algo_name} sweep on {getattr(config, 'env_id', '')}")
     return summary
 
 
-def _point_summary(label: str, values: np.ndarray) -> dict:
+def _point_summary(label: str, values: np.ndarray, status: str, iterations: int) -> dict:
     """values [seeds, iterations] of episode returns (NaN where none finished)."""
     with warnings.catch_warnings():  # all-NaN slices (no finished episode) are expected
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -72,6 +106,8 @@ def _point_summary(label: str, values: np.ndarray) -> dict:
         final = finite[:, -1]
         return {
             "point": label,
+            "status": status,
+            "iterations": int(iterations),
             "seeds": int(values.shape[0]),
             "mean_return": float(np.nanmean(values)),
             "std_return": float(np.nanstd(np.nanmean(values, 1))),
@@ -85,14 +121,12 @@ def _write_summary(out_dir: str, rows: Sequence[dict]) -> None:
     if not rows:
         return
     keys = list(rows[0])
-    with open(os.path.join(out_dir, "summary.csv"), "w") as f:
-        f.write(",".join(keys) + "\n")
-        for r in rows:
-            f.write(",".join(str(r[k]) for k in keys) + "\n")
+    csv = ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows)
+    _files.write_atomic(os.path.join(out_dir, "summary.csv"), csv)
     fmt = lambda v: f"{v:.1f}" if isinstance(v, float) else str(v)
-    with open(os.path.join(out_dir, "summary.md"), "w") as f:
-        f.write("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n")
-        for r in rows:
-            f.write("| " + " | ".join(fmt(r[k]) for k in keys) + " |\n")
-    with open(os.path.join(out_dir, "sweep_summary.json"), "w") as f:
-        json.dump(list(rows), f, indent=2)
+    md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
+    md += "".join("| " + " | ".join(fmt(r[k]) for k in keys) + " |\n" for r in rows)
+    _files.write_atomic(os.path.join(out_dir, "summary.md"), md)
+    # NaN (no finished episode) as null: JSON has no NaN.
+    plain = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()} for r in rows]
+    _files.write_json(os.path.join(out_dir, "sweep_summary.json"), plain)

@@ -12,10 +12,11 @@ from jaxmbrl.envs._dyna_maze import tabular_num_states
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
-    """Discrete actions; the tabular mode also needs a finite state index."""
+    """Discrete actions. A bare state index fits only the tabular mode; vector
+    observations fit the deep mode (and the tabular one when they are one-hot cells)."""
     if not spec.discrete:
         return None
-    return "mode=tabular" if spec.obs_shape == () else "mode=deep"
+    return "mode=tabular" if spec.obs_shape == () else ""
 
 
 def make_train(config: Config, *, env=None, model: Optional[models.Model] = None) -> Train:
