@@ -20,8 +20,10 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/jaxmbrl train pets --env Pendulum-v1 --out runs/demo
 
+# Two workers, one test file each at a time: most of the suite's time is XLA compiling
+# (single-threaded), so two files compile side by side on a 2-core machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

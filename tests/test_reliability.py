@@ -211,6 +211,12 @@ def test_user_files_are_never_overwritten(tmp_path, capsys):
     (mine / "config.json").write_text('{"mine": true}')
     assert _train(mine) == 2
     _one_line_error(capsys, "config.json was not written by jaxmbrl")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("mine")
+    assert _train(notes) == 2
+    _one_line_error(capsys, "not a jaxmbrl run", "thesis.tex")
+    assert os.listdir(notes) == ["thesis.tex"]
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / "config.json").symlink_to(mine / "config.json")

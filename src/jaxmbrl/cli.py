@@ -240,12 +240,15 @@ def _quiet_libraries():
     # TensorStore reports callbacks that outlive Orbax's event loop (after a failed
     # read) as "unraisable" exceptions from its own threads.
     previous = sys.unraisablehook
+    if getattr(previous, "jaxmbrl", False):  # main() ran before in this process
+        return
 
     def hook(unraisable):
         if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
             return
         previous(unraisable)
 
+    hook.jaxmbrl = True
     sys.unraisablehook = hook
 
 

@@ -154,15 +154,17 @@ def check_out_dir(out_dir: str, extra_names=()) -> bool:
         raise UsageError(f"--out {out_dir} is under {parent}, which is a file.")
     if not os.path.isdir(out_dir):
         return False
-    names = set(os.listdir(out_dir))
-    foreign = sorted(n for n in names if n not in RUN_FILES and n not in extra_names
-                     and not n.startswith(".") and not (n.startswith("program_") and n[8:].isdigit()))
-    if foreign:
-        raise UsageError(f"--out {out_dir} is a folder that is not a jaxmbrl run (it holds {short(foreign[0], 60)}); "
-                         f"choose an empty or new folder.")
     config = os.path.join(out_dir, "config.json")
     if os.path.lexists(config):
         read_meta(config)
+    names = set(os.listdir(out_dir))
+    programs = {n for n in names if n.startswith("program_") and n[8:].isdigit()}
+    if names & {"config.json", "metrics.jsonl", "checkpoints", "sweep_summary.json"} or programs:
+        return True  # a run or sweep folder: files a user added beside ours (plots) are fine
+    foreign = sorted(n for n in names if n not in RUN_FILES and n not in extra_names and not n.startswith("."))
+    if foreign:
+        raise UsageError(f"--out {out_dir} is a folder that is not a jaxmbrl run (it holds {short(foreign[0], 60)}); "
+                         f"choose an empty or new folder.")
     return True
 
 

@@ -52,7 +52,7 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        """"completed", "interrupted" or "diverged"."""
+        """One of "completed", "interrupted" and "diverged"."""
         return self.summary.get("status", "completed" if self.completed else "interrupted")
 
 
