@@ -168,7 +168,8 @@ class Config(ConfigBase):
             raise ValueError(
                 f"dreamer.Config.buffer_capacity={self.buffer_capacity} is below seq_len={self.seq_len}."
             )
-        self._choice("controller", CONTROLLERS)
+        # Read the registry now, not at import: a planner registered later is a controller too.
+        self._choice("controller", ("actor",) + tuple(p for p in planning.PLANNERS if p != "auto"))
         self._at_most("planner_elites", "planner_samples")
         self._choice("encoder", ENCODERS)
         self._widths("policy_hidden_sizes")
