@@ -8,10 +8,13 @@ from jaxmbrl import envs
 # Many tests build the same small programs (tiny configs) in separate closures; JAX's
 # persistent compilation cache keys on the program itself, so those compile once per
 # test run (and once per machine across runs).
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.get("JAXMBRL_TEST_CACHE", os.path.expanduser("~/.cache/jaxmbrl-tests/jax")))
+_CACHE = os.environ.get("JAXMBRL_TEST_CACHE", os.path.expanduser("~/.cache/jaxmbrl-tests/jax"))
+jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# Subprocesses the tests start (the CLI, two writers, signals) read the same cache.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
 @pytest.fixture(scope="session")

@@ -74,28 +74,24 @@ def test_non_string_env_id_names_the_fix():
         pets.make_train(pets.Config.tiny(env_id=my_env.Heater()))
 
 
-def test_env_kwargs_reach_the_env_and_config_json(tmp_path):
+def test_env_kwargs_reach_the_env():
     cfg = pets.Config.tiny(env_kwargs={"max_steps_in_episode": 7})
     assert hash(cfg) == hash(pets.Config.tiny(env_kwargs={"max_steps_in_episode": 7}))
     assert pets.make_train(dataclasses.replace(cfg, steps_per_iteration=0)).spec.max_steps == 7
-    out = str(tmp_path / "run")
-    code = cli.main(["train", "pets", "--preset", "tiny", "--set", "num_iterations=2", "steps_per_iteration=10",
-                     'env_kwargs={"max_steps_in_episode": 5}', "--no-progress", "--out", out])
-    assert code == 0
-    meta = json.load(open(os.path.join(out, "config.json")))
-    assert meta["config"]["env_kwargs"] == {"max_steps_in_episode": 5}
-    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    assert rows[-1]["episodes"] == 2  # two 5-step episodes in 10 steps
 
 
-def test_bring_your_own_env_from_the_cli(tmp_path, monkeypatch):
+def test_bring_your_own_env_from_the_cli_with_env_kwargs(tmp_path, monkeypatch):
     monkeypatch.chdir(EXAMPLES)
     out = str(tmp_path / "heater")
     code = cli.main(["--import", "my_env", "train", "pets", "--env", "Heater-v0", "--preset", "tiny",
-                     "--set", "num_iterations=2", "--no-progress", "--out", out])
+                     "--set", "num_iterations=2", "steps_per_iteration=10", 'env_kwargs={"max_steps_in_episode": 5}',
+                     "--no-progress", "--out", out])
     assert code == 0
+    meta = json.load(open(os.path.join(out, "config.json")))
+    assert meta["config"]["env_kwargs"] == {"max_steps_in_episode": 5} and meta["config"]["env_id"] == "Heater-v0"
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    assert rows[-1]["env_steps"] == 40
+    assert rows[-1]["env_steps"] == 20
+    assert rows[-1]["episodes"] == 2  # two 5-step episodes in 10 steps: the kwargs reached the env
     assert cli.main(["--import", "no_such_module_xyz", "envs"]) == 2
 
 
