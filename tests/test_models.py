@@ -471,3 +471,23 @@ def test_optimizer_step_takes_the_rate_it_is_given():
     assert new_state.hyperparams["learning_rate"].dtype == jnp.float32
     with pytest.raises(KeyError, match="max_grad_norm"):
         models.set_hyperparams(state, max_grad_norm=1.0)
+
+
+def test_bfloat16_products_and_relu_keep_float32_outputs():
+    """compute_dtype="bfloat16" runs the products in bf16 but returns float32 within bf16 accuracy."""
+    kw = dict(learn_reward=True)
+    f32 = models.make_ensemble(3, 1, 2, 2, (64, 64), **kw)
+    bf16 = models.make_ensemble(3, 1, 2, 2, (64, 64), compute_dtype="bfloat16", **kw)
+    params = f32.init(jax.random.PRNGKey(0))
+    assert jax.tree.structure(params) == jax.tree.structure(bf16.init(jax.random.PRNGKey(0)))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 4))
+    for a, b in zip(f32.apply(params, x), bf16.apply(params, x)):
+        assert b.dtype == jnp.float32
+        np.testing.assert_allclose(b, a, rtol=0.05, atol=0.05)
+    assert not np.array_equal(f32.apply(params, x)[0], bf16.apply(params, x)[0])  # really narrower
+    relu = models.make_ensemble(3, 1, 2, 2, (64, 64), activation="relu", **kw)
+    assert not np.allclose(relu.apply(params, x)[0], f32.apply(params, x)[0])
+    with pytest.raises(ValueError, match="Unknown activation 'gelu2'"):
+        models.make_ensemble(3, 1, 2, 2, (8,), activation="gelu2")
+    with pytest.raises(ValueError, match="Unknown compute_dtype 'float16'"):
+        models.make_ensemble(3, 1, 2, 2, (8,), compute_dtype="float16")

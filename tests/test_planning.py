@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import jaxmbrl.planning as planning
+from jaxmbrl import models
 from jaxmbrl.envs import EnvSpec, make, true_model
 from jaxmbrl.testing import POINT_MASS_ID, oracle_episode_returns
 from jaxmbrl.types import Range
@@ -770,3 +771,56 @@ def test_a_registered_planner_is_found_by_name(monkeypatch):
                                   discrete=False)
     monkeypatch.undo()
     assert "hold" not in planning.PLANNERS
+
+
+def test_population_path_scores_like_the_per_candidate_path():
+    """`over_population` (all P x N particles in one step) and the per-candidate vmap agree.
+
+    A deterministic ensemble (expectation propagation) with a learned termination head, so
+    that masking and the terminal value are exercised; both paths must give the same
+    returns, and the population path must be the one taken for planner model functions.
+    """
+    ens = models.make_ensemble(3, 1, 3, 2, (16,), learn_reward=True, learn_termination=True)
+    mstate = models.init_model(ens, jax.random.PRNGKey(0))
+    model_fn = models.as_model_fn(ens, "expectation")
+    assert hasattr(model_fn, "over_population")
+
+    class PerCandidate:  # the same model without the population method
+        def __call__(self, *args):
+            return model_fn(*args)
+
+        def over_particles(self, *args):
+            return model_fn.over_particles(*args)
+
+    obs = jnp.array([0.3, -0.1, 0.5])
+    candidates = jax.random.uniform(jax.random.PRNGKey(1), (6, 4, 1), minval=-2.0, maxval=2.0)
+    value_fn = lambda params, o: jnp.sum(o) * 10.0  # noqa: E731
+    for vf in (None, value_fn):
+        together = planning.evaluate_candidates(model_fn, mstate, jax.random.PRNGKey(2), obs, candidates,
+                                                0.9, 4, vf)
+        apart = planning.evaluate_candidates(PerCandidate(), mstate, jax.random.PRNGKey(2), obs, candidates,
+                                             0.9, 4, vf)
+        assert together.shape == (6,) and together.dtype == jnp.float32
+        np.testing.assert_allclose(together, apart, rtol=1e-5, atol=1e-5)
+
+
+def test_population_path_keeps_each_particles_member_under_tsinf():
+    """TSinf over the population: a row keeps one elite for the whole horizon."""
+    ens = models.make_ensemble(2, 1, 4, 4, (8,), learn_reward=True)
+    mstate = _scrambled(ens)
+    model_fn = models.as_model_fn(ens, "tsinf", sample=False)
+    obs = jnp.broadcast_to(jnp.array([0.2, -0.4]), (4, 3, 2))  # [P, N, O]
+    action = jnp.zeros((3, 1))
+    next_obs, reward, _ = model_fn.over_population(jax.random.PRNGKey(0), mstate, obs, action)
+    assert next_obs.shape == (4, 3, 2) and reward.shape == (4, 3)
+    # Particle-major rows: particle p of every candidate is row block p, one elite each.
+    preds = models.predict(ens, mstate, obs[0, 0], action[0])
+    for p in range(4):
+        member = mstate.elites[p]
+        np.testing.assert_allclose(next_obs[p], jnp.broadcast_to(preds.next_obs_mean[member], (3, 2)),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def _scrambled(ens):
+    mstate = models.init_model(ens, jax.random.PRNGKey(3))
+    return mstate._replace(elites=jnp.array([2, 0, 3, 1], jnp.int32)[: ens.config.num_elites])

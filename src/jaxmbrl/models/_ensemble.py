@@ -28,6 +28,10 @@ from jaxmbrl.types import Array, Params, PRNGKey, Transition
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
+# PETS uses SiLU (swish); mbrl-lib's GaussianMLP defaults to ReLU.
+ACTIVATIONS = {"silu": jax.nn.silu, "relu": jax.nn.relu, "tanh": jnp.tanh, "elu": jax.nn.elu}
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleConfig:
@@ -42,6 +46,11 @@ class EnsembleConfig:
     learn_reward: bool = False
     learn_termination: bool = False
     probabilistic: bool = True
+    # Hidden-layer nonlinearity, a name in `ACTIVATIONS`.
+    activation: str = "silu"
+    # dtype of the matrix products: "bfloat16" halves their cost on CPUs with bf16 dot
+    # instructions (and on accelerators); parameters, normalisers and outputs stay float32.
+    compute_dtype: str = "float32"
     # Weight terminal transitions by negatives/positives in the termination loss.
     balance_termination: bool = True
     # Soft bounds on the log-variance start at these values and are learned
@@ -128,6 +137,8 @@ def make_ensemble(
     learn_termination: bool = False,
     balance_termination: bool = True,
     probabilistic: bool = True,
+    activation: str = "silu",
+    compute_dtype: str = "float32",
     learning_rate: float = 1e-3,
     weight_decay: float = 5e-5,
 ) -> Ensemble:
@@ -145,6 +156,11 @@ def make_ensemble(
         overstate termination near the boundary, but the head does not collapse to
         "never terminates").
       probabilistic: False gives deterministic members trained with squared error.
+      activation: hidden nonlinearity, one of `ACTIVATIONS` ("silu", as in PETS;
+        "relu" is mbrl-lib's default).
+      compute_dtype: "float32", or "bfloat16" for matrix products in bfloat16 (float32
+        accumulation, parameters and outputs): about twice the product throughput on
+        CPUs with AVX512-BF16 and on accelerators, at about 3 significant digits.
       learning_rate, weight_decay: defaults for the Adam optimiser with L2 decay.
     """
     obs_shape = (int(obs_dim),) if isinstance(obs_dim, int) else tuple(int(d) for d in obs_dim)
@@ -159,7 +175,13 @@ def make_ensemble(
         learn_termination=bool(learn_termination),
         balance_termination=bool(balance_termination),
         probabilistic=bool(probabilistic),
+        activation=str(activation),
+        compute_dtype=str(compute_dtype),
     )
+    if cfg.activation not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {cfg.activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+    if cfg.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"Unknown compute_dtype {cfg.compute_dtype!r}; choose one of {sorted(COMPUTE_DTYPES)}.")
     if not 1 <= cfg.num_elites <= cfg.num_members:
         raise ValueError(
             f"num_elites={cfg.num_elites} must be between 1 and num_members={cfg.num_members}."
@@ -168,7 +190,8 @@ def make_ensemble(
         raise ValueError(f"obs_dim and action_dim must be positive, got {obs_shape}, {action_dim}.")
     d = cfg.target_dim
     out_size = d * (2 if cfg.probabilistic else 1) + int(cfg.learn_termination)
-    net = MLP(cfg.hidden_sizes, out_size)
+    net = MLP(cfg.hidden_sizes, out_size, activation=ACTIVATIONS[cfg.activation],
+              dtype=COMPUTE_DTYPES[cfg.compute_dtype])
 
     def init(key: PRNGKey) -> Params:
         dummy = jnp.zeros((cfg.input_dim,), jnp.float32)
@@ -181,7 +204,7 @@ def make_ensemble(
         return params
 
     def apply_member(member_params, max_logvar, min_logvar, x):
-        out = net.apply(member_params, x)
+        out = net.apply(member_params, x).astype(jnp.float32)
         mean = out[..., :d]
         if cfg.probabilistic:
             raw = out[..., d : 2 * d]

@@ -132,7 +132,9 @@ class ModelStepFn:
 
     Calling it steps one row. `over_particles(key, state, obs [P, ...], action)` steps
     the P particles of one candidate in one `step` call (the action broadcast to every
-    row), which `planning.particle_step_fn` prefers to vmapping the one-row call.
+    row), which `planning.particle_step_fn` prefers to vmapping the one-row call;
+    `over_population` steps every particle of every candidate in one call, which
+    `planning.evaluate_candidates` prefers to both.
     """
 
     def __init__(self, step: Callable[[PRNGKey, Any, PyTree, Array], Tuple[PyTree, Array, Array]]):
@@ -153,6 +155,30 @@ class ModelStepFn:
         num_particles = jax.tree.leaves(obs)[0].shape[0]
         action = jnp.asarray(action)
         return self.step(key, state, obs, jnp.broadcast_to(action, (num_particles,) + action.shape))
+
+
+    def over_population(self, key: PRNGKey, state, obs: PyTree, action: Array):
+        """P particles of N candidates at once, particle-major: one `step` of P * N rows.
+
+        Rows are laid out particle-major, so a model that groups consecutive rows (the
+        ensemble's "fixed" assignment) keeps contiguous blocks of every candidate's
+        particles with one member, and the whole population is one matrix product per
+        member with no reordering of rows.
+
+        Args:
+          obs: [P, N, *obs_shape]; action: [N, ...] raw actions, one per candidate.
+
+        Returns:
+          `(next_obs [P, N, ...], reward [P, N], terminated [P, N])`.
+        """
+        leaf = jax.tree.leaves(obs)[0]
+        p, n = leaf.shape[:2]
+        action = jnp.asarray(action)
+        rows = jax.tree.map(lambda x: x.reshape((p * n,) + x.shape[2:]), obs)
+        actions = jnp.broadcast_to(action, (p,) + action.shape).reshape((p * n,) + action.shape[1:])
+        next_obs, reward, terminated = self.step(key, state, rows, actions)
+        unrow = lambda x: x.reshape((p, n) + x.shape[1:])  # noqa: E731
+        return jax.tree.map(unrow, next_obs), unrow(reward), unrow(terminated)
 
 
 def as_planner_model_fn(model: Model) -> ModelStepFn:

@@ -1,10 +1,17 @@
 """The one fully connected network (flax.linen) behind the ensemble members and the agents."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
+
+# Products in a narrow dtype accumulate and return float32: on CPUs with bf16 dot
+# instructions this is the fast path (a bfloat16 result is not), and the bias,
+# activation and output keep float32 precision.
+_dot_float32 = functools.partial(lax.dot_general, preferred_element_type=jnp.float32)
 
 
 class MLP(nn.Module):
@@ -24,7 +31,8 @@ class MLP(nn.Module):
       layer_norm: normalise each hidden layer before its activation.
       output_kernel_init: initialiser of the output kernel; `nn.initializers.zeros`
         makes a head start out predicting its bias (zero).
-      dtype: computation dtype (parameters are always float32).
+      dtype: dtype of the matrix products' inputs (parameters are always float32, and
+        products accumulate in float32; bias, activation and output are float32).
     """
 
     hidden_sizes: Sequence[int]
@@ -36,11 +44,13 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = x.astype(self.dtype)
+        narrow = jnp.dtype(self.dtype) != jnp.float32
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=jnp.float32,
+                                  dot_general=_dot_float32 if narrow else lax.dot_general)
+        x = x.astype(jnp.float32)
         for width in self.hidden_sizes:
-            x = nn.Dense(width, use_bias=not self.layer_norm, dtype=self.dtype, param_dtype=jnp.float32)(x)
+            x = dense(width, use_bias=not self.layer_norm)(x).astype(jnp.float32)
             if self.layer_norm:
-                x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32)(x)
+                x = nn.LayerNorm(dtype=jnp.float32, param_dtype=jnp.float32)(x)
             x = self.activation(x)
-        return nn.Dense(self.out_size, kernel_init=self.output_kernel_init, dtype=self.dtype,
-                        param_dtype=jnp.float32)(x)
+        return dense(self.out_size, kernel_init=self.output_kernel_init)(x).astype(jnp.float32)

@@ -91,17 +91,24 @@ def ensemble_step(
         mean, logvar, term_logit = ens.apply(elite_params, jnp.broadcast_to(x, (k,) + x.shape))
         return _to_env_units(cfg, mstate, obs, mean.mean(0), logvar.mean(0), term_logit.mean(0))
     group = -(-n // k)
-    if assignment == "random":
-        perm = jax.random.permutation(_step_keys(key)[0], k * group)
-        row_of_slot = perm % n  # pad slots (perm >= n) repeat real rows
-        slot_of_row = jnp.argsort(perm)[:n]
+    if assignment == "fixed" and n % k == 0:
+        # Equal contiguous groups: the fixed layout is a reshape, and gathers in the
+        # planner's innermost loop would cost more than the step's elementwise work.
+        take = give_back = lambda a: a
     else:
-        row_of_slot, slot_of_row = (jnp.asarray(a) for a in fixed_groups(n, k))
-    grouped_obs = obs[row_of_slot].reshape((k, group) + obs.shape[1:])
-    grouped_act = action[row_of_slot].reshape((k, group) + action.shape[1:])
+        if assignment == "random":
+            perm = jax.random.permutation(_step_keys(key)[0], k * group)
+            row_of_slot = perm % n  # pad slots (perm >= n) repeat real rows
+            slot_of_row = jnp.argsort(perm)[:n]
+        else:
+            row_of_slot, slot_of_row = (jnp.asarray(a) for a in fixed_groups(n, k))
+        take = lambda a: a[row_of_slot]  # noqa: E731
+        give_back = lambda a: a[slot_of_row]  # noqa: E731
+    grouped_obs = take(obs).reshape((k, group) + obs.shape[1:])
+    grouped_act = take(action).reshape((k, group) + action.shape[1:])
     x = normalise(mstate.input_norm, model_inputs(cfg, grouped_obs, grouped_act))
     mean, logvar, term_logit = ens.apply(elite_params, x)  # [K, G, D], [K, G, D], [K, G]
-    back = lambda a: a.reshape((k * group,) + a.shape[2:])[slot_of_row]
+    back = lambda a: give_back(a.reshape((k * group,) + a.shape[2:]))  # noqa: E731
     return _to_env_units(cfg, mstate, obs, back(mean), back(logvar), back(term_logit))
 
 

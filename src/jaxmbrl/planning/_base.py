@@ -203,14 +203,63 @@ def evaluate_candidates(
 ) -> Array:
     """`trajectory_return` of every candidate: [N, H, ...] -> [N] float32.
 
-    Each candidate gets its own key. NaN returns (a diverging model) become -inf so that
-    they are never chosen as elites.
+    A model with an `over_population(key, params, obs [P, N, ...], action [N, ...])`
+    method (every `models.as_planner_model_fn`) steps all P * N particles of the
+    population in one call per horizon step, with one key per step; any other
+    `model_fn` is vmapped over candidates, each with its own key, and scored by
+    `trajectory_return`. Both compute the same quantity. NaN returns (a diverging
+    model) become -inf so that they are never chosen as elites.
     """
-    keys = jax.random.split(key, candidates.shape[0])
-    returns = jax.vmap(
-        lambda k, a: trajectory_return(model_fn, params, k, obs, a, discount, num_particles, value_fn)
-    )(keys, candidates)
+    if getattr(model_fn, "over_population", None) is not None:
+        returns = population_return(model_fn, params, key, obs, candidates, discount, num_particles, value_fn)
+    else:
+        keys = jax.random.split(key, candidates.shape[0])
+        returns = jax.vmap(
+            lambda k, a: trajectory_return(model_fn, params, k, obs, a, discount, num_particles, value_fn)
+        )(keys, candidates)
     return jnp.where(jnp.isnan(returns), -jnp.inf, returns)
+
+
+def population_return(
+    model_fn: ModelFn,
+    params: Params,
+    key: PRNGKey,
+    obs: PyTree,
+    candidates: Array,
+    discount: Any = 1.0,
+    num_particles: int = 1,
+    value_fn: Optional[ValueFn] = None,
+) -> Array:
+    """`trajectory_return` of N candidates [N, H, ...] -> [N], the population stepped as one.
+
+    The P particles of the N candidates are one batch [P, N, ...] (particle-major) that
+    `model_fn.over_population` steps once per horizon step: the planner's innermost
+    loop is then a few large matrix products with no per-candidate reordering.
+    """
+    n, horizon = candidates.shape[:2]
+    state = jax.tree.map(lambda x: jnp.broadcast_to(_strong(x), (num_particles, n) + jnp.shape(x)), obs)
+    discount = jnp.asarray(discount, jnp.float32)
+
+    def step(carry, inputs):
+        state, alive, weight = carry
+        action, step_key = inputs
+        next_state, reward, terminated = model_fn.over_population(step_key, params, state, action)
+        next_state = _like(next_state, state)
+        reward = jnp.asarray(reward, jnp.float32).reshape((num_particles, n))
+        terminated = jnp.asarray(terminated, jnp.bool_).reshape((num_particles, n))
+        gained = jnp.where(alive, weight * reward, jnp.zeros((), jnp.float32))
+        return (next_state, alive & ~terminated, weight * discount), gained.mean(0)
+
+    init = (state, jnp.ones((num_particles, n), jnp.bool_), jnp.ones((), jnp.float32))
+    xs = (jnp.swapaxes(candidates, 0, 1), jax.random.split(key, horizon))
+    (final, alive, weight), gains = jax.lax.scan(step, init, xs)
+    returns = gains.sum(0)
+    if value_fn is None:
+        return returns
+    value = jax.vmap(jax.vmap(value_fn, in_axes=(None, 0)), in_axes=(None, 0))(params, final)
+    value = jnp.asarray(value, jnp.float32).reshape((num_particles, n))
+    terminal = jnp.where(alive, weight * value, jnp.zeros((), jnp.float32))
+    return returns + terminal.mean(0)
 
 
 def shift(sequence: Array, last: Array) -> Array:
