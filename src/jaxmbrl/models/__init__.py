@@ -29,6 +29,8 @@ matrix product per elite) and `sample_prediction` (Gaussian draw or mean; learne
 known reward and termination).
 """
 from jaxmbrl.models._ensemble import (
+    ACTIVATIONS,
+    COMPUTE_DTYPES,
     Ensemble,
     EnsembleConfig,
     EvalMetrics,
@@ -89,6 +91,8 @@ from jaxmbrl.models._rssm import (
 
 __all__ = [
     "ASSIGNMENTS",
+    "ACTIVATIONS",
+    "COMPUTE_DTYPES",
     "Ensemble",
     "EnsembleConfig",
     "EnsembleModelFn",

@@ -348,8 +348,10 @@ def make_train(config: Config, *, env=None) -> Train:
             action = jax.vmap(envs.random_action, in_axes=(0, None))(keys, spec)
             pstate = state.planner
         else:
-            action, pstate = control(k_act, state, post, state.is_first, deterministic=False)
-        transition, obs, env_state = envs.batch_step(env, env_params, k_env, state.env_state, state.obs, action)
+            with jax.named_scope("plan" if use_planner else "act"):
+                action, pstate = control(k_act, state, post, state.is_first, deterministic=False)
+        with jax.named_scope("env"):
+            transition, obs, env_state = envs.batch_step(env, env_params, k_env, state.env_state, state.obs, action)
         record = Step(state.obs, action, transition.reward, transition.terminated, state.is_first)
         state = state._replace(
             env_state=env_state, obs=obs, latent=post, prev_action=action, planner=pstate,
@@ -366,11 +368,12 @@ def make_train(config: Config, *, env=None) -> Train:
         k_sample, k_model, k_imagine = jax.random.split(key, 3)
         batch = sample_sequences(k_sample, state.buffer, cfg.model_batch_size, cfg.seq_len)
         grad_fn = jax.value_and_grad(models.world_model_loss, argnums=1, has_aux=True)
-        (_, (info, posterior)), grads = grad_fn(
-            rssm, state.model_params, k_model, batch.obs, batch.action, batch.reward, batch.terminated,
-            batch.is_first, hp.free_bits, hp.dyn_scale, hp.rep_scale, cfg.balance_continue)
-        params, opt, _ = ac_lib.clipped_adam_step(grads, state.model_opt, state.model_params,
-                                                  hp.model_learning_rate, 1000.0)
+        with jax.named_scope("model_fit"):
+            (_, (info, posterior)), grads = grad_fn(
+                rssm, state.model_params, k_model, batch.obs, batch.action, batch.reward, batch.terminated,
+                batch.is_first, hp.free_bits, hp.dyn_scale, hp.rep_scale, cfg.balance_continue)
+            params, opt, _ = ac_lib.clipped_adam_step(grads, state.model_opt, state.model_params,
+                                                      hp.model_learning_rate, 1000.0)
         out = dict(model_loss=info.loss, reconstruction=info.reconstruction, reward_loss=info.reward,
                    cont_loss=info.cont, kl=info.kl)
         agent_state = state.agent
@@ -379,11 +382,14 @@ def make_train(config: Config, *, env=None) -> Train:
         else:
             start = jax.tree.map(lambda a: jax.lax.stop_gradient(a.reshape((-1,) + a.shape[2:])), posterior)
             policy = lambda k, feat: agent.act(k, agent_state, feat, False)
-            states, actions = models.imagine(rssm, params, k_imagine, policy, start, cfg.imag_horizon)
-            feats = models.features(states)  # [b*T, H+1, F]
-            rewards = models.reward(rssm, params, feats[:, 1:])
-            conts = jax.nn.sigmoid(models.continue_logit(rssm, params, feats[:, 1:]))
-            agent_state, ac_info = agent.update(agent_state, feats, actions, rewards, conts, hp.actor_critic())
+            with jax.named_scope("model_rollout"):
+                states, actions = models.imagine(rssm, params, k_imagine, policy, start, cfg.imag_horizon)
+                feats = models.features(states)  # [b*T, H+1, F]
+                rewards = models.reward(rssm, params, feats[:, 1:])
+                conts = jax.nn.sigmoid(models.continue_logit(rssm, params, feats[:, 1:]))
+            with jax.named_scope("policy_update"):
+                agent_state, ac_info = agent.update(agent_state, feats, actions, rewards, conts,
+                                                    hp.actor_critic())
             out.update(actor_loss=ac_info.actor_loss, critic_loss=ac_info.critic_loss, entropy=ac_info.entropy,
                        imagined_return=ac_info.imagined_return, return_scale=ac_info.return_scale)
         return state._replace(model_params=params, model_opt=opt, agent=agent_state), out
@@ -448,7 +454,8 @@ def make_train(config: Config, *, env=None) -> Train:
         (state, done_sum, done_count), losses = jax.lax.scan(block, carry, None, length=blocks)
         key, k_eval = jax.random.split(state.key)
         state = state._replace(key=key)
-        eval_return = greedy_return(k_eval, state)
+        with jax.named_scope("eval"):
+            eval_return = greedy_return(k_eval, state)
         metrics = metrics_of(state, done_sum, done_count, eval_return, {k: v.mean() for k, v in losses.items()})
         return state._replace(iteration=state.iteration + 1), metrics
 

@@ -16,6 +16,7 @@ from jaxmbrl.algorithms._contract import (
     ConfigBase,
     as_float32,
 )
+from jaxmbrl.models._ensemble import ACTIVATIONS, COMPUTE_DTYPES
 from jaxmbrl.types import Array, PRNGKey
 
 MODES = ("tabular", "deep")
@@ -97,6 +98,8 @@ class Config(ConfigBase):
     num_members: int = 5
     num_model_elites: int = 5
     model_hidden_sizes: Tuple[int, ...] = (64, 64)
+    model_activation: str = "silu"  # models.ACTIVATIONS
+    model_compute_dtype: str = "float32"  # or "bfloat16" products (models.make_ensemble)
     model_epochs: int = 5  # per refit, over the whole buffer, warm-started
     model_batch_size: int = 256
     # Early stopping watches the held-out MSE of the Gaussian part only, which settles
@@ -153,6 +156,8 @@ class Config(ConfigBase):
         if self.mode == "tabular":
             return
         self._widths("policy_hidden_sizes", "model_hidden_sizes")
+        self._choice("model_activation", ACTIVATIONS)
+        self._choice("model_compute_dtype", COMPUTE_DTYPES)
         if self.warmup_steps < self.policy_batch_size:
             raise ValueError(
                 f"dyna.Config.warmup_steps={self.warmup_steps} must be >= policy_batch_size="

@@ -56,6 +56,7 @@ def default_model(cfg: Config, spec: envs.EnvSpec,
     ens = models.make_ensemble(
         spec.obs_shape, spec.num_actions, cfg.num_members, cfg.num_model_elites,
         cfg.model_hidden_sizes, discrete_actions=True, learn_reward=True, learn_termination=True,
+        activation=cfg.model_activation, compute_dtype=cfg.model_compute_dtype,
     )
     return models.ensemble_model(
         ens, propagation="ts1", sample=True, termination_fn=termination_fn, epochs=cfg.model_epochs,
@@ -86,7 +87,8 @@ def make_deep(cfg: Config, env, env_params, spec: envs.EnvSpec,
 
     def refit(state: DeepState) -> DeepState:
         key, k_fit = jax.random.split(state.key)
-        model_state, info = model.fit(k_fit, state.model, state.buffer, model_hparams(state.hparams))
+        with jax.named_scope("model_fit"):
+            model_state, info = model.fit(k_fit, state.model, state.buffer, model_hparams(state.hparams))
         return state._replace(key=key, model=model_state,
                               model_holdout_mse=jnp.asarray(info.holdout_mse, jnp.float32))
 
@@ -120,14 +122,19 @@ def make_deep(cfg: Config, env, env_params, spec: envs.EnvSpec,
         hp = state.hparams
         k_act, k_env, k_real, k_plan = jax.random.split(key, 4)
         epsilon = schedule(hp)(state.env_steps)
-        action = agent.act(k_act, state.agent.params, state.obs, epsilon)
-        transition, obs, env_state = envs.step(env, env_params, k_env, state.env_state, state.obs, action)
+        with jax.named_scope("act"):
+            action = agent.act(k_act, state.agent.params, state.obs, epsilon)
+        with jax.named_scope("env"):
+            transition, obs, env_state = envs.step(env, env_params, k_env, state.env_state, state.obs, action)
         buffer = buffers.add(state.buffer, jax.tree.map(lambda x: x[None], transition))
-        agent_state, info = real_updates(k_real, state.agent, buffer, hp)
+        with jax.named_scope("policy_update"):
+            agent_state, info = real_updates(k_real, state.agent, buffer, hp)
         n = jnp.zeros((), jnp.int32)
         if cfg.planning:
             n = num_planning_steps(hp, cfg.max_planning_steps)
-            agent_state = planning_updates(k_plan, agent_state, buffer, state.model, hp, epsilon, n)
+            # Dyna's planning: Q-updates on transitions the model imagines.
+            with jax.named_scope("model_rollout"):
+                agent_state = planning_updates(k_plan, agent_state, buffer, state.model, hp, epsilon, n)
         log, ended = log_step(state.episodes, transition.reward, transition.terminated | transition.truncated)
         state = state._replace(env_state=env_state, obs=obs, agent=agent_state, buffer=buffer,
                                episodes=log, env_steps=state.env_steps + 1)
@@ -182,7 +189,8 @@ def make_deep(cfg: Config, env, env_params, spec: envs.EnvSpec,
         count, mean_len, mean_ret = episode_stats(*ended)
         key, k_eval = jax.random.split(state.key)
         if cfg.num_eval_episodes:
-            eval_return = greedy_return(k_eval, state.agent.params)
+            with jax.named_scope("eval"):
+                eval_return = greedy_return(k_eval, state.agent.params)
         else:
             eval_return = jnp.full((), jnp.nan, jnp.float32)
         metrics = Metrics(

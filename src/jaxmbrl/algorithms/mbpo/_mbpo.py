@@ -96,6 +96,8 @@ class Config(ConfigBase):
     num_members: int = 7
     num_model_elites: int = 5
     model_hidden_sizes: Tuple[int, ...] = (200, 200, 200, 200)
+    model_activation: str = "silu"  # models.ACTIVATIONS
+    model_compute_dtype: str = "float32"  # or "bfloat16" products (models.make_ensemble)
     model_epochs: int = 25
     model_batch_size: int = 256
     model_patience: int = 5
@@ -140,6 +142,8 @@ class Config(ConfigBase):
             )
         self._at_most("num_model_elites", "num_members")
         self._widths("model_hidden_sizes", "policy_hidden_sizes")
+        self._choice("model_activation", models.ACTIVATIONS)
+        self._choice("model_compute_dtype", models.COMPUTE_DTYPES)
 
 
 Config.HPARAM_RANGES = {
@@ -206,7 +210,8 @@ def supports(spec: envs.EnvSpec) -> Optional[str]:
 def default_model(config: Config, spec: envs.EnvSpec, termination_fn) -> models.Model:
     """The Gaussian ensemble of `config`, learning the reward, each row a random elite."""
     ens = models.make_ensemble(spec.obs_shape, spec.action_dim, config.num_members, config.num_model_elites,
-                               config.model_hidden_sizes, learn_reward=True)
+                               config.model_hidden_sizes, learn_reward=True, activation=config.model_activation,
+                               compute_dtype=config.model_compute_dtype)
     return models.ensemble_model(
         ens, propagation="ts1", termination_fn=termination_fn, epochs=config.model_epochs,
         batch_size=config.model_batch_size, patience=config.model_patience, max_holdout=config.max_holdout)
@@ -263,14 +268,18 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         def body(carry, key):
             state, done_sum, done_count, reward_sum, info_sum = carry
             k_act, k_env, k_learn = jax.random.split(key, 3)
-            action = act_fn(k_act, state)
-            transition, obs, env_state = envs.batch_step(env, env_params, k_env, state.env_state, state.obs, action)
+            with jax.named_scope("act"):
+                action = act_fn(k_act, state)
+            with jax.named_scope("env"):
+                transition, obs, env_state = envs.batch_step(env, env_params, k_env, state.env_state, state.obs,
+                                                             action)
             ep_ret, finished = track_episodes(state.episode_return, transition)
             state = state._replace(
                 env_state=env_state, obs=obs, episode_return=ep_ret,
                 buffer=buffers.add(state.buffer, transition), env_steps=state.env_steps + cfg.num_envs,
             )
-            state, info = learn_fn(k_learn, state)
+            with jax.named_scope("policy_update"):
+                state, info = learn_fn(k_learn, state)
             carry = (state, done_sum + finished.return_sum, done_count + finished.count,
                      reward_sum + transition.reward.sum(), jax.tree.map(jnp.add, info_sum, info))
             return carry, None
@@ -312,14 +321,16 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     def refit_and_imagine(state: State):
         hp = state.hparams
         key, k_fit, k_start, k_roll = jax.random.split(state.key, 4)
-        model_state, fit_info = model.fit(k_fit, state.model, state.buffer, model_hparams(hp))
+        with jax.named_scope("model_fit"):
+            model_state, fit_info = model.fit(k_fit, state.model, state.buffer, model_hparams(hp))
         epoch = state.env_steps // env_steps_per_iteration
         k = rollout_length(epoch, cfg.rollout_schedule)
         starts = buffers.sample(k_start, state.buffer, num_rollouts).obs
         policy = lambda key, obs: batch_act(key, state.agent, obs, False)
-        transitions, valid = branched_rollout(
-            k_roll, lambda kk, o, a: model.step(kk, model_state, o, a), policy, starts, k, max_k
-        )
+        with jax.named_scope("model_rollout"):
+            transitions, valid = branched_rollout(
+                k_roll, lambda kk, o, a: model.step(kk, model_state, o, a), policy, starts, k, max_k
+            )
         model_buffer = model_buffer_add(state.model_buffer, transitions, valid)
         stats = (k, jnp.asarray(fit_info.train_loss, jnp.float32), jnp.asarray(fit_info.holdout_mse, jnp.float32))
         return state._replace(key=key, model=model_state, model_buffer=model_buffer), stats
@@ -372,7 +383,8 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         info = jax.tree.map(lambda a: a / cfg.steps_per_iteration, info_sum)
         key, k_eval = jax.random.split(state.key)
         state = state._replace(key=key)
-        eval_return = greedy_return(k_eval, state.agent)
+        with jax.named_scope("eval"):
+            eval_return = greedy_return(k_eval, state.agent)
         last = jax.tree.map(lambda a: a[-1], model_stats)
         metrics = metrics_of(state, (done_sum, done_count, reward_sum), last, eval_return, info)
         return state._replace(iteration=state.iteration + 1), metrics

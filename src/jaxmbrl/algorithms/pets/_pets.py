@@ -81,6 +81,8 @@ class Config(ConfigBase):
     num_model_elites: int = 5
     # Enough for classic control; PETS used 4 x 200 for its MuJoCo tasks.
     model_hidden_sizes: Tuple[int, ...] = (64, 64, 64)
+    model_activation: str = "silu"  # models.ACTIVATIONS
+    model_compute_dtype: str = "float32"  # or "bfloat16" products (models.make_ensemble)
     learn_reward: bool = False
     model_epochs: int = 25
     model_batch_size: int = 32
@@ -113,6 +115,8 @@ class Config(ConfigBase):
         self._choice("planner", planning.PLANNERS)
         self._choice("propagation", models.PROPAGATIONS)
         self._widths("model_hidden_sizes")
+        self._choice("model_activation", models.ACTIVATIONS)
+        self._choice("model_compute_dtype", models.COMPUTE_DTYPES)
 
 
 Config.HPARAM_RANGES = {**MODEL_RANGES, "discount": UNIT, **planner_ranges()}
@@ -168,7 +172,8 @@ def default_model(config: Config, spec: envs.EnvSpec, reward_fn=None, terminatio
     """The Gaussian ensemble of `config`, TS-propagated, with known reward/termination."""
     ens = models.make_ensemble(
         spec.obs_shape, spec.action_dim, config.num_members, config.num_model_elites, config.model_hidden_sizes,
-        discrete_actions=spec.discrete, learn_reward=config.learn_reward,
+        discrete_actions=spec.discrete, learn_reward=config.learn_reward, activation=config.model_activation,
+        compute_dtype=config.model_compute_dtype,
     )
     return models.ensemble_model(
         ens, propagation=config.propagation, reward_fn=None if config.learn_reward else reward_fn,
@@ -231,8 +236,10 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         def body(carry, key):
             env_state, obs, pstate, ep_ret, done_sum, done_count, done_best = carry
             k_act, k_env = jax.random.split(key)
-            action, pstate, planned = act(k_act, pstate, obs)
-            transition, obs, env_state = envs.batch_step(env, env_params, k_env, env_state, obs, action)
+            with jax.named_scope("plan"):
+                action, pstate, planned = act(k_act, pstate, obs)
+            with jax.named_scope("env"):
+                transition, obs, env_state = envs.batch_step(env, env_params, k_env, env_state, obs, action)
             ep_ret, finished = track_episodes(ep_ret, transition)
             done_sum = done_sum + finished.return_sum
             done_count = done_count + finished.count
@@ -252,7 +259,8 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
 
     def refit(state: State, rollout_stats) -> Tuple[State, Metrics]:
         key, k_fit = jax.random.split(state.key)
-        model_state, info = model.fit(k_fit, state.model, state.buffer, model_hparams(state.hparams))
+        with jax.named_scope("model_fit"):
+            model_state, info = model.fit(k_fit, state.model, state.buffer, model_hparams(state.hparams))
         returns, count, best, planned, step_reward = rollout_stats
         metrics = Metrics(
             iteration=state.iteration,
