@@ -22,7 +22,8 @@ float32 scalars, NaN where a model does not measure one.
 `ensemble_model(ens, propagation=..., ...)` is the Gaussian ensemble behind the
 protocol; `jaxmbrl.testing.linear_model(spec)` is a closed-form least-squares one
 written against the protocol alone. `as_planner_model_fn(model)` gives planners a
-`model_fn` whose `over_particles` steps all particles of a candidate in one `step`.
+`model_fn` whose `over_particles` steps all particles of a candidate in one `step`, and
+whose `over_population` steps every particle of every candidate in one `step`.
 
 Every ensemble step goes through `ensemble_step` (rows grouped by elite, one dense
 matrix product per elite) and `sample_prediction` (Gaussian draw or mean; learned or

@@ -14,8 +14,9 @@ planner is built; its floats are its own HParams NamedTuple, passed to `plan` (`
 `planner.hparams`), so one compiled `plan` serves every value and a vmap over HParams
 sweeps them. Each HParams field has a documented `types.Range` (`check_hparams`).
 
-Trajectories are scored by `trajectory_return`, which takes an optional terminal
-`value_fn(params, obs)`; a `proposal(key, params, obs)` policy prior contributes
+Trajectories are scored by `trajectory_return` (one candidate), or all at once by
+`population_return` when the model offers `over_population` (every learned model does),
+both with an optional terminal `value_fn(params, obs)`; a `proposal(key, params, obs)` policy prior contributes
 `num_proposals` rolled-out sequences (`proposal_sequences`) to every population.
 Planners are found by name through one registry (`register_planner`, `make_planner`,
 `planner_hparams`, `planner_float_fields`); `PLANNERS`, `CONTINUOUS_PLANNERS` and
