@@ -163,32 +163,46 @@ def trajectory_return(
       + discount**H * alive_{p,H} * V(s_{p,H})]`.
     """
     obs = jax.tree.map(lambda x: jnp.broadcast_to(_strong(x), (num_particles,) + jnp.shape(x)), obs)
+    per_particle = _particle_returns(particle_step_fn(model_fn), params, key, obs, actions, discount, value_fn,
+                                     (num_particles,))
+    return per_particle.mean()
+
+
+def _particle_returns(step_fn: Callable, params: Params, key: PRNGKey, state: PyTree, actions: Array,
+                      discount: Any, value_fn: Optional[ValueFn], batch: Tuple[int, ...]) -> Array:
+    """Discounted return of every particle, terminal value included: [*B] float32.
+
+    `state` leaves are [*B, ...] (B: the particle batch, [P] or [P, N]); `actions` [H, ...]
+    holds each step's action for `step_fn(key, params, state, action) -> (next_state,
+    reward [*B], terminated [*B])`, one key per step.
+    """
     discount = jnp.asarray(discount, jnp.float32)
-    step_particles = particle_step_fn(model_fn)
 
     def step(carry, inputs):
         state, alive, weight = carry
         action, step_key = inputs
-        next_state, reward, terminated = step_particles(step_key, params, state, action)
+        next_state, reward, terminated = step_fn(step_key, params, state, action)
         next_state = _like(next_state, state)
-        reward = jnp.asarray(reward, jnp.float32).reshape((num_particles,))
-        terminated = jnp.asarray(terminated, jnp.bool_).reshape((num_particles,))
+        reward = jnp.asarray(reward, jnp.float32).reshape(batch)
+        terminated = jnp.asarray(terminated, jnp.bool_).reshape(batch)
         # `where`, not a product: a model stepped past a terminal state may return
         # non-finite rewards, which must not leak into the sum.
         gained = jnp.where(alive, weight * reward, jnp.zeros((), jnp.float32))
         return (next_state, alive & ~terminated, weight * discount), gained
 
     step_keys = jax.random.split(key, actions.shape[0])
-    init = (obs, jnp.ones((num_particles,), jnp.bool_), jnp.ones((), jnp.float32))
+    init = (state, jnp.ones(batch, jnp.bool_), jnp.ones((), jnp.float32))
     (final, alive, weight), gains = jax.lax.scan(step, init, (actions, step_keys))
     if value_fn is None:
-        return gains.sum(0).mean()
-    value = jax.vmap(value_fn, in_axes=(None, 0))(params, final)
-    value = jnp.asarray(value, jnp.float32).reshape((num_particles,))
+        return gains.sum(0)
+    value_of = lambda s: value_fn(params, s)  # noqa: E731
+    for _ in batch:
+        value_of = jax.vmap(value_of)
+    value = jnp.asarray(value_of(final), jnp.float32).reshape(batch)
     # `weight` is discount**H after the scan; `where` again keeps a terminated
     # particle's (possibly non-finite) value out.
     terminal = jnp.where(alive, weight * value, jnp.zeros((), jnp.float32))
-    return (gains.sum(0) + terminal).mean()
+    return gains.sum(0) + terminal
 
 
 def evaluate_candidates(
@@ -236,30 +250,11 @@ def population_return(
     `model_fn.over_population` steps once per horizon step: the planner's innermost
     loop is then a few large matrix products with no per-candidate reordering.
     """
-    n, horizon = candidates.shape[:2]
+    n = candidates.shape[0]
     state = jax.tree.map(lambda x: jnp.broadcast_to(_strong(x), (num_particles, n) + jnp.shape(x)), obs)
-    discount = jnp.asarray(discount, jnp.float32)
-
-    def step(carry, inputs):
-        state, alive, weight = carry
-        action, step_key = inputs
-        next_state, reward, terminated = model_fn.over_population(step_key, params, state, action)
-        next_state = _like(next_state, state)
-        reward = jnp.asarray(reward, jnp.float32).reshape((num_particles, n))
-        terminated = jnp.asarray(terminated, jnp.bool_).reshape((num_particles, n))
-        gained = jnp.where(alive, weight * reward, jnp.zeros((), jnp.float32))
-        return (next_state, alive & ~terminated, weight * discount), gained.mean(0)
-
-    init = (state, jnp.ones((num_particles, n), jnp.bool_), jnp.ones((), jnp.float32))
-    xs = (jnp.swapaxes(candidates, 0, 1), jax.random.split(key, horizon))
-    (final, alive, weight), gains = jax.lax.scan(step, init, xs)
-    returns = gains.sum(0)
-    if value_fn is None:
-        return returns
-    value = jax.vmap(jax.vmap(value_fn, in_axes=(None, 0)), in_axes=(None, 0))(params, final)
-    value = jnp.asarray(value, jnp.float32).reshape((num_particles, n))
-    terminal = jnp.where(alive, weight * value, jnp.zeros((), jnp.float32))
-    return returns + terminal.mean(0)
+    per_particle = _particle_returns(model_fn.over_population, params, key, state,
+                                     jnp.swapaxes(candidates, 0, 1), discount, value_fn, (num_particles, n))
+    return per_particle.mean(0)
 
 
 def shift(sequence: Array, last: Array) -> Array:
