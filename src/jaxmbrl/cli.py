@@ -264,7 +264,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     _quiet_libraries()
-    from jaxmbrl.envs import UnknownEnvError
+    from jaxmbrl.envs import MissingExtraError, UnknownEnvError
     from jaxmbrl.run import CheckpointError, UsageError
 
     handlers = {"train": _train, "sweep": _sweep, "plot": _plot, "envs": _envs, "fields": _fields,
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     try:
         _import_modules(args.imports)
         return handlers[args.command](args)
-    except (UsageError, UnknownEnvError, CheckpointError, FileNotFoundError) as err:
+    except (UsageError, UnknownEnvError, MissingExtraError, CheckpointError, FileNotFoundError) as err:
         print(f"jaxmbrl: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

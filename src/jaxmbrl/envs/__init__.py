@@ -1,8 +1,9 @@
-"""Environments: gymnax construction, specs, adapters, known reward/termination, oracles.
+"""Environments: gymnax and Brax construction, specs, adapters, known reward/termination.
 
 An algorithm gets its environment from `resolve(env_id, env_kwargs, env)`: a
 registered id (`make`, cached), an unregistered env object or an `(env, params)` pair.
-gymnax is imported on first use (a `make`, a spec), not by `import jaxmbrl.envs`.
+gymnax is imported on first use (a `make`, a spec), not by `import jaxmbrl.envs`; Brax
+(the `brax` extra) on the first `make("brax/...")`.
 """
 from jaxmbrl.envs._known import (
     known_ids,
@@ -13,6 +14,8 @@ from jaxmbrl.envs._known import (
     reward_fn,
     termination_fn,
 )
+from jaxmbrl.envs import _brax
+from jaxmbrl.envs._brax import MissingExtraError
 from jaxmbrl.envs._kwargs import freeze_kwargs
 from jaxmbrl.envs._make import (
     EnvSpec,
@@ -81,8 +84,31 @@ register("DynaMaze", _dyna_maze)
 register("PointMass-jaxmbrl", _point_mass)
 register_known("PointMass-jaxmbrl", _point_mass_params, _point_mass_reward)
 
+# Brax's MuJoCo-class tasks; each id's factory imports Brax, or says which extra to install.
+for _task in _brax.TASKS:
+    register(f"brax/{_task}", _brax.factory(_task))
+    _reward, _termination = _brax.KNOWN[_task]
+    register_known(f"brax/{_task}", _brax.default_params, _reward, _termination)
+del _task, _reward, _termination
+
+
+def brax_env(task: str, backend: str = _brax.DEFAULT_BACKEND, **brax_kwargs):
+    """A Brax task as a gymnax environment (`BraxEnv`), for `env=` or `register`.
+
+    `make("brax/hopper", backend="spring")` builds the same thing by id; use this for
+    Brax constructor arguments other than `backend` (the env is then named
+    `BraxEnv(hopper, ...)`, and jaxmbrl's known functions of the default task do not
+    apply to it: pass `termination_fn=` where the algorithm takes one).
+
+    Raises:
+      MissingExtraError: Brax is not installed (`pip install 'jaxmbrl[brax]'`).
+    """
+    return _brax.factory(task)(backend=backend, **brax_kwargs)
+
 __all__ = [
     "DynaMaze",
+    "MissingExtraError",
+    "brax_env",
     "EnvSpec",
     "UnknownEnvError",
     "batch_reset",

@@ -19,7 +19,7 @@ from jaxmbrl.types import Array, RewardFn, TerminationFn
 
 class _KnownFns(NamedTuple):
     default_params: Callable[[], Any]
-    reward: Callable[[Any], RewardFn]
+    reward: Optional[Callable[[Any], RewardFn]]  # None: not a function of observations
     termination: Callable[[Any], TerminationFn]
 
 
@@ -175,7 +175,7 @@ _KNOWN: Dict[str, _KnownFns] = {
 def register_known(
     env_id: str,
     default_params: Callable[[], Any],
-    reward: Callable[[Any], RewardFn],
+    reward: Optional[Callable[[Any], RewardFn]],
     termination: Optional[Callable[[Any], TerminationFn]] = None,
 ) -> None:
     """Registers the reward / termination functions of an environment.
@@ -183,14 +183,17 @@ def register_known(
     Args:
       env_id: the id `make` accepts for the environment.
       default_params: `() -> env_params` used when the caller passes none.
-      reward: `env_params -> reward_fn`.
+      reward: `env_params -> reward_fn`; None when the reward is not a function of
+        `(obs, action, next_obs)` (e.g. Brax's forward reward, which reads the root's x
+        position that observations exclude): algorithms then learn it.
       termination: `env_params -> termination_fn`; None for an env that never terminates.
     """
     _KNOWN[env_id] = _KnownFns(default_params, reward, termination or _never_terminates)
 
 
 def known_ids() -> Tuple[str, ...]:
-    """Ids that `reward_fn` and `termination_fn` accept."""
+    """Ids that `termination_fn` accepts; `reward_fn` accepts those of them whose
+    `known_reward` is not None."""
     return tuple(_KNOWN)
 
 
@@ -219,6 +222,11 @@ def reward_fn(env_id: str, env_params=None) -> RewardFn:
       next_obs [*obs_shape] -> reward [] float32.
     """
     known = _lookup(env_id)
+    if known.reward is None:
+        raise ValueError(
+            f"The reward of {env_id!r} is not a function of (obs, action, next_obs), so jaxmbrl "
+            f"knows none (MBPO and Dreamer learn it)."
+        )
     return known.reward(known.default_params() if env_params is None else env_params)
 
 
@@ -237,7 +245,7 @@ def termination_fn(env_id: str, env_params=None) -> TerminationFn:
 
 def known_reward(env_id: Any, env_params=None) -> Optional[RewardFn]:
     """`reward_fn(env_id, env_params)`, or None when jaxmbrl knows no reward for `env_id`."""
-    if not isinstance(env_id, str) or env_id not in _KNOWN:
+    if not isinstance(env_id, str) or env_id not in _KNOWN or _KNOWN[env_id].reward is None:
         return None
     return reward_fn(env_id, env_params)
 

@@ -165,7 +165,7 @@ class Train(NamedTuple):
 def supports(spec: envs.EnvSpec) -> Optional[str]:
     """Every action space fits (continuous or discrete planners); without a known reward
     the model must learn it."""
-    return "" if spec.env_id in envs.known_ids() else "learn_reward=True"
+    return "" if envs.known_reward(spec.env_id) is not None else "learn_reward=True"
 
 
 def default_model(config: Config, spec: envs.EnvSpec, reward_fn=None, termination_fn=None) -> models.Model:
