@@ -113,6 +113,22 @@ def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hpar
     return table, wall, compile_s
 
 
+def mpc_episodes_until(table, warmup_iterations: int, target: float):
+    """Per seed, an upper bound on the MPC episodes until one returned `target` (None: never).
+
+    `table` is `run_seeds`' metrics of an algorithm whose iterations may hold several
+    episodes (PETS): every episode of the iteration in which `target` was first reached
+    counts, as the iteration's metrics do not say which one reached it.
+    """
+    import numpy as np
+
+    best = table["best_episode_return"][:, warmup_iterations:]  # [seeds, iterations]
+    mpc_episodes = np.cumsum(table["episodes"][:, warmup_iterations:], axis=1)
+    solved = best >= target
+    return [int(mpc_episodes[s, np.argmax(solved[s])]) if solved[s].any() else None
+            for s in range(best.shape[0])]
+
+
 def plot_curves(path, curves, title, xlabel, reference=None):
     """Mean and min-max band over seeds per curve ([seeds, points] arrays)."""
     import matplotlib

@@ -37,11 +37,7 @@ def main():
     train = pets.make_train(config)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS CartPole-v1")
     best = table["best_episode_return"]  # [seeds, iterations]
-    mpc_episodes = np.cumsum(table["episodes"][:, config.warmup_iterations:], axis=1)
-    solved = best[:, config.warmup_iterations:] >= 500
-    # Upper bound: every episode of the iteration in which 500 was first reached counts.
-    episodes_to_500 = [int(mpc_episodes[s, np.argmax(solved[s])]) if solved[s].any() else None
-                       for s in range(args.seeds)]
+    episodes_to_500 = _common.mpc_episodes_until(table, config.warmup_iterations, 500)
     result = {
         "machine": _common.machine(),
         "config": _common.plain_config(config),

@@ -165,16 +165,16 @@ def fitting_algorithms(spec):
 def _envs(args):
     from jaxmbrl import envs
 
-    print(f"{'id':<26} {'observation':<14} {'actions':<20} algorithms")
+    print(f"{'id':<30} {'observation':<14} {'actions':<20} algorithms")
     for env_id in envs.registered_ids():
         try:
             _, _, spec = envs.make(env_id)
         except Exception as err:  # noqa: BLE001 - e.g. an env that downloads data
-            print(f"{env_id:<26} unavailable: {str(err).splitlines()[0][:60]}")
+            print(f"{env_id:<30} unavailable: {str(err).splitlines()[0][:60]}")
             continue
         actions = f"discrete({spec.num_actions})" if spec.discrete else f"box({spec.action_dim}) [{spec.low[0]:g},{spec.high[0]:g}]"
         fits = [name + (f" ({note})" if note else "") for name, note in fitting_algorithms(spec)]
-        print(f"{env_id:<26} {str(spec.obs_shape):<14} {actions:<20} {', '.join(fits)}")
+        print(f"{env_id:<30} {str(spec.obs_shape):<14} {actions:<20} {', '.join(fits)}")
     return 0
 
 

@@ -11,7 +11,8 @@ Actions are Brax's: a box [-1, 1]^A (Brax scales them to each actuator's range i
 from __future__ import annotations
 
 import contextlib
-import io
+import os
+import sys
 import warnings
 from typing import Any, Dict, Tuple
 
@@ -43,11 +44,34 @@ class MissingExtraError(ImportError):
     """Raised for an id whose environment library (an optional extra) is not installed."""
 
 
-def import_brax_envs():
-    """`brax.envs`, imported quietly (MJX prints about its optional warp backend)."""
+@contextlib.contextmanager
+def _quiet():
+    """Silences Brax, MJX and MuJoCo while they load: MJX prints about its optional warp
+    backend, MuJoCo's compiler warns from C (file descriptor 2) about deprecated attributes
+    of Brax's model files, and Brax warns that it is no longer maintained."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [null]:
+            os.close(fd)
+
+
+def import_brax_envs():
+    """`brax.envs`, imported quietly."""
+    try:
+        with _quiet():
             from brax import envs as brax_envs
     except ImportError as err:
         raise MissingExtraError(f"Brax is not installed ({err}): {_INSTALL} to use brax/... ids.") from None
@@ -103,10 +127,10 @@ def _make_classes():
             brax_envs = import_brax_envs()
             if task not in brax_envs._envs:
                 raise ValueError(f"Brax has no task {task!r}; its tasks: {', '.join(sorted(brax_envs._envs))}.")
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with _quiet():
                 self.brax_env = brax_envs.get_environment(task, backend=backend, **brax_kwargs)
             self.task, self.backend, self.brax_kwargs = task, backend, dict(brax_kwargs)
+            self._obs_shape = None
 
         @property
         def name(self) -> str:
@@ -142,7 +166,12 @@ def _make_classes():
             return spaces.Box(-1.0, 1.0, (self.brax_env.action_size,), jnp.float32)
 
         def observation_space(self, params=None):
-            return spaces.Box(-jnp.inf, jnp.inf, (self.brax_env.observation_size,), jnp.float32)
+            if self._obs_shape is None:
+                # Brax's `observation_size` runs an eager reset, op by op: 5-15 s of tiny
+                # compilations per task. Tracing it for the shape costs a fraction of that.
+                reset = jax.eval_shape(self.brax_env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32))
+                self._obs_shape = tuple(reset.obs.shape)
+            return spaces.Box(-jnp.inf, jnp.inf, self._obs_shape, jnp.float32)
 
     return BraxEnv, BraxEnvState, BraxEnvParams
 

@@ -1,0 +1,131 @@
+"""MBPO against SAC on a Brax task: greedy evaluation return against real env steps.
+
+Each runs as one compiled, seed-vmapped `mbpo.make_train(...)` program, one iteration per
+call (a progress bar follows). SAC is the same program with `real_ratio = 1` (every SAC
+batch is real data: the model is never read, so it is shrunk to a token size) and SAC's
+usual one update per env step: same networks, same seeds, same exploration. SAC runs
+`--sac-factor` times MBPO's budget, to find the env steps it needs to reach MBPO's return.
+
+MBPO follows Janner et al. (2019) and mbrl-lib's MuJoCo configs (7/5 ensemble of
+4 x 200 SiLU, model refit every 250 steps, 400 rollouts per step, 5% real data, 1,000-step
+epochs) except where a 2-core CPU cannot afford it, said per task in `BUDGETS` and in
+docs/BENCHMARKS.md: fewer SAC updates per step (the paper: 20 on Hopper, 40 on
+HalfCheetah) and a shorter run. A GPU run would take the paper's updates per step and
+budgets (Hopper 125k, HalfCheetah 400k env steps) with `--set policy_updates_per_step=20
+--env-steps 125000`.
+
+    python scripts/brax_mbpo_vs_sac.py --env brax/inverted_pendulum --seeds 5
+    python scripts/brax_mbpo_vs_sac.py --env brax/hopper --seeds 2 --env-steps 20000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+import _common
+from jaxmbrl import run
+from jaxmbrl.algorithms import mbpo
+
+# Per task: MBPO's budget in env steps and the Config fields that differ from mbpo.Config.
+BUDGETS = {
+    "brax/inverted_pendulum": (5000, dict(steps_per_iteration=500, warmup_iterations=2, model_train_every=250,
+                                          rollouts_per_step=100, policy_updates_per_step=10,
+                                          model_hidden_sizes=(200, 200, 200))),
+    "brax/reacher": (10000, dict(steps_per_iteration=1000, warmup_iterations=1, model_train_every=250,
+                                 policy_updates_per_step=10)),
+    # Hopper's schedule (20, 100, 1, 15) keeps k = 1 for its first 20 epochs, the whole of a
+    # 20k budget: a constant k = 1 compiles a 1-step rollout instead of a masked 15-step one.
+    "brax/hopper": (20000, dict(steps_per_iteration=1000, warmup_iterations=5, model_train_every=250,
+                                rollout_schedule=(1, 15, 1, 1), policy_updates_per_step=10)),
+    "brax/halfcheetah": (20000, dict(steps_per_iteration=1000, warmup_iterations=5, model_train_every=250,
+                                     policy_updates_per_step=10)),
+}
+# Without a budget of its own a task takes hopper's.
+DEFAULT_TASK = "brax/hopper"
+
+
+def curve(name, cfg, hparams, seeds, seed):
+    train = mbpo.make_train(cfg)
+    table, wall, compile_s = _common.run_seeds(train, cfg, seeds, seed, desc=name, hparams=hparams,
+                                               postfix="eval_return")
+    steps = table["env_steps"][0]
+    evals = table["eval_return"]  # [seeds, iterations], NaN while exploring
+    print(f"\n## {name}: {seeds} seeds, {wall:.0f} s wall ({compile_s:.0f} s compile and first iteration)")
+    print("| env steps | eval return mean | min | max |")
+    print("|---:|---:|---:|---:|")
+    for i, n in enumerate(steps):
+        if not np.isnan(evals[:, i]).all():
+            print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |")
+    return {"env_steps": steps.tolist(), "eval_return": np.round(evals, 1).tolist(), "wall_s": round(wall, 1),
+            "compile_and_first_iteration_s": round(compile_s, 1)}
+
+
+def first_reaching(result, value, per_seed=False):
+    """Env steps at which the mean (or each seed's) evaluation return first reaches `value`."""
+    steps, evals = np.asarray(result["env_steps"]), np.asarray(result["eval_return"], np.float64)
+    rows = evals if per_seed else evals.mean(0, keepdims=True)
+    out = []
+    for row in rows:
+        hit = np.flatnonzero(np.nan_to_num(row, nan=-np.inf) >= value)
+        out.append(int(steps[hit[0]]) if hit.size else None)
+    return out if per_seed else out[0]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="brax/inverted_pendulum")
+    parser.add_argument("--backend", default="generalized", help="Brax physics pipeline")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env-steps", type=int, default=0, help="MBPO's budget (0: the task's in BUDGETS)")
+    parser.add_argument("--sac-factor", type=int, default=5, help="SAC runs this many times MBPO's budget")
+    parser.add_argument("--target", type=float, default=None, help="also report steps to this return")
+    parser.add_argument("--only", choices=("mbpo", "sac", "both"), default="both")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config overrides")
+    parser.add_argument("--json", default="", help="write the result here too")
+    args = parser.parse_args()
+    budget, fields = BUDGETS.get(args.env, BUDGETS[DEFAULT_TASK])
+    budget = args.env_steps or budget
+    fields = {**fields, "env_id": args.env, "env_kwargs": {"backend": args.backend},
+              **run._config.parse_assignments(args.set)}
+    per_iteration = fields["steps_per_iteration"]
+    _, cfg, _ = run.resolve("mbpo", overrides={**fields, "num_iterations": budget // per_iteration})
+    result = {"machine": _common.machine(), "mbpo_config": _common.plain_config(cfg)}
+    print(f"machine: {result['machine']}")
+    if args.only in ("mbpo", "both"):
+        result["mbpo"] = curve(f"MBPO {args.env}", cfg, cfg.hparams(), args.seeds, args.seed)
+    if args.only in ("sac", "both"):
+        sac_fields = dict(fields, num_iterations=args.sac_factor * budget // per_iteration, policy_updates_per_step=1,
+                          rollouts_per_step=1, num_members=1, num_model_elites=1, model_hidden_sizes=(8,),
+                          model_epochs=1)
+        _, sac_cfg, _ = run.resolve("mbpo", overrides=sac_fields)
+        result["sac_config"] = _common.plain_config(sac_cfg)
+        result["sac"] = curve(f"SAC {args.env}", sac_cfg, sac_cfg.hparams()._replace(real_ratio=1.0), args.seeds,
+                              args.seed)
+    if "mbpo" in result and "sac" in result:
+        mbpo_final = float(np.mean(result["mbpo"]["eval_return"], 0)[-1])
+        sac = result["sac"]
+        at_budget = np.asarray(sac["eval_return"])[:, np.asarray(sac["env_steps"]) == budget]
+        needed = first_reaching(sac, mbpo_final)
+        result["summary"] = {
+            "mbpo_env_steps": budget,
+            "mbpo_final_eval_return": round(mbpo_final, 1),
+            "sac_eval_return_at_mbpo_budget": round(float(at_budget.mean()), 1) if at_budget.size else None,
+            "sac_env_steps_to_mbpo_return": needed,
+            "ratio_mbpo_to_sac_steps": round(budget / needed, 3) if needed else None,
+            "sac_env_steps_run": int(sac["env_steps"][-1]),
+        }
+    if args.target is not None:
+        for name in ("mbpo", "sac"):
+            if name in result:
+                result[name]["first_steps_to_target_per_seed"] = first_reaching(result[name], args.target, True)
+    print(json.dumps({k: v for k, v in result.items() if k.endswith("summary") or k == "machine"}, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
