@@ -12,8 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The brax extra too, so that the Brax adapter's tests run rather than skip.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[run,test]"
+	$(BIN)/python -m pip install --quiet -e ".[run,test,brax]"
 	touch $(STAMP)
 
 demo: $(STAMP)
