@@ -113,6 +113,14 @@ def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hpar
     return table, wall, compile_s
 
 
+def add_brax_arguments(parser, env: str = "brax/inverted_pendulum"):
+    """The task, backend and seed options the Brax scripts share."""
+    parser.add_argument("--env", default=env)
+    parser.add_argument("--backend", default="generalized", help="Brax physics pipeline")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def mpc_episodes_until(table, warmup_iterations: int, target: float):
     """Per seed, an upper bound on the MPC episodes until one returned `target` (None: never).
 

@@ -75,10 +75,7 @@ def first_reaching(result, value, per_seed=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="brax/inverted_pendulum")
-    parser.add_argument("--backend", default="generalized", help="Brax physics pipeline")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    _common.add_brax_arguments(parser)
     parser.add_argument("--env-steps", type=int, default=0, help="MBPO's budget (0: the task's in BUDGETS)")
     parser.add_argument("--sac-factor", type=int, default=5, help="SAC runs this many times MBPO's budget")
     parser.add_argument("--target", type=float, default=None, help="also report steps to this return")

@@ -35,10 +35,7 @@ DEFAULTS = dict(
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="brax/inverted_pendulum")
-    parser.add_argument("--backend", default="generalized", help="Brax physics pipeline")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    _common.add_brax_arguments(parser)
     parser.add_argument("--iterations", type=int, default=6, help="iterations, the random one included")
     parser.add_argument("--target", type=float, default=1000.0, help="episode return that counts as solved")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
