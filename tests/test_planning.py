@@ -361,16 +361,22 @@ def test_plan_reproduces_the_values_from_before_call_time_floats(name):
     shapes = {k: v for k, v in kwargs.items() if not isinstance(v, float)}
     built = getattr(planning, name)(model_fn, spec, **kwargs)
     defaults = getattr(planning, name)(model_fn, spec, **shapes)
-    # The floats as factory defaults, or passed at call time to a default-built planner.
+    dtype = np.int32 if spec.discrete else np.float32
+    # The floats as factory defaults, or passed at call time to a default-built planner:
+    # the two agree exactly, and with the recorded values up to the last bits that XLA's
+    # code generation may move (the suite compiles at a lower LLVM level: conftest.py).
+    results = []
     for planner, hp in ((built, None), (defaults, defaults.hparams._replace(**floats))):
         plan = jax.jit(planner.plan)
         a1, s1, _ = plan(jax.random.PRNGKey(1), planner.init(), env_params, obs, hp)
         a2, _, info = plan(jax.random.PRNGKey(2), s1, env_params, obs, hp)
-        dtype = np.int32 if spec.discrete else np.float32
-        np.testing.assert_array_equal(a1, np.asarray(expected["a1"], dtype))
-        np.testing.assert_array_equal(a2, np.asarray(expected["a2"], dtype))
-        np.testing.assert_array_equal(info.expected_return, np.float32(expected["ret"]))
-        np.testing.assert_array_equal(info.plan, np.asarray(expected["plan"], dtype))
+        results.append([np.asarray(x) for x in (a1, a2, info.expected_return, info.plan)])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    wanted = [np.asarray(expected[k], dtype) for k in ("a1", "a2")]
+    wanted += [np.float32(expected["ret"]), np.asarray(expected["plan"], dtype)]
+    for got, want in zip(results[0], wanted):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["cem", "icem", "mppi", "discrete_cem"])

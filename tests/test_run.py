@@ -128,7 +128,7 @@ print(json.dumps({"devices": len(leaf.sharding.device_set), "count": jax.device_
 def test_sweep_is_sharded_over_four_devices_and_matches_one_device(tmp_path):
     results = {}
     for n in (4, 1):
-        flags = f"--xla_force_host_platform_device_count={n}"
+        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}"
         proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT, str(tmp_path / f"d{n}")], capture_output=True,
                               text=True, env=_subprocess_env(XLA_FLAGS=flags, JAX_PLATFORMS="cpu"), timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
