@@ -12,9 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The brax extra too, so that the Brax adapter's tests run rather than skip.
+# The brax and mctx extras too, so that the Brax adapter's and tree search's tests run
+# rather than skip.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[run,test,brax]"
+	$(BIN)/python -m pip install --quiet -e ".[run,test,brax,mctx]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -66,14 +66,18 @@ def test_step_compiles_once(tiny):
 
 
 # Continuous latent planning (icem, mppi on Pendulum) runs in tests/test_contract.py's sweeps.
-@pytest.mark.parametrize("env_id,controller", [("CartPole-v1", "discrete_cem")])
+@pytest.mark.parametrize("env_id,controller", [("CartPole-v1", "discrete_cem"), ("CartPole-v1", "mcts")])
 def test_latent_planning_controller_runs(env_id, controller):
+    if controller == "mcts":
+        pytest.importorskip("mctx", reason="tree search needs the mctx extra: pip install 'jaxmbrl[mctx]'")
     cfg = dreamer.Config.tiny(env_id=env_id, controller=controller, num_iterations=2, steps_per_iteration=8)
     train = dreamer.make_train(cfg)
     state, metrics = jax.jit(train.run)(jax.random.PRNGKey(0), cfg.hparams())
     assert np.isfinite(metrics.eval_return[1]) and np.isfinite(metrics.model_loss[1])
     assert np.isnan(metrics.actor_loss[1])  # the actor is not trained when a planner acts
-    assert state.planner.mean.shape[:2] == (cfg.num_envs, cfg.planner_horizon)
+    # A sampling planner keeps its [H, ...] solution; a tree search its root's action weights.
+    kept = 1 if controller == "mcts" else cfg.planner_horizon
+    assert state.planner.mean.shape[:2] == (cfg.num_envs, kept)
 
 
 def test_continuous_actions_with_the_actor():

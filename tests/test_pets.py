@@ -59,11 +59,25 @@ def test_discrete_env_with_learned_reward_runs():
     assert int(metrics.episodes.sum()) >= 1 and np.isfinite(np.asarray(metrics.model_holdout_mse)).all()
 
 
+def test_mcts_on_the_learned_ensemble_outlasts_random_actions():
+    pytest.importorskip("mctx", reason="tree search needs the mctx extra: pip install 'jaxmbrl[mctx]'")
+    # 300 random steps (about 13 CartPole episodes), a fit, then 300 steps of Gumbel MCTS
+    # over the learned ensemble (16 simulations, 10-step lookahead, 2 rollouts per leaf).
+    cfg = pets.Config(env_id="CartPole-v1", planner="mcts", num_iterations=2, steps_per_iteration=300,
+                      planner_samples=16, planner_elites=1, planner_horizon=10, planner_particles=2,
+                      num_members=2, num_model_elites=2, model_hidden_sizes=(32, 32), model_epochs=20)
+    _, metrics = jax.jit(pets.make_train(cfg).run)(jax.random.PRNGKey(0), cfg.hparams())
+    episodes, returns = np.asarray(metrics.episodes), np.asarray(metrics.episode_return)
+    assert episodes[0] >= 10 and episodes[1] <= 4, episodes
+    assert returns[1] > 3 * returns[0], returns
+
+
 @pytest.mark.parametrize(
     "overrides, match",
     [
         (dict(planner="cem", env_id="CartPole-v1"), "discrete_cem"),
         (dict(planner="discrete_cem"), "continuous"),
+        (dict(planner="mcts"), "needs discrete actions, but Pendulum-v1 is continuous"),
         (dict(planner_horizon=0), "planner_horizon"),
         (dict(planner_elites=50, planner_samples=10), "planner_elites"),
         (dict(warmup_iterations=0), "warmup_iterations"),

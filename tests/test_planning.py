@@ -14,7 +14,7 @@ import pytest
 import jaxmbrl.planning as planning
 from jaxmbrl import models
 from jaxmbrl.envs import EnvSpec, make, true_model
-from jaxmbrl.testing import POINT_MASS_ID, oracle_episode_returns
+from jaxmbrl.testing import DISCRETE_POINT_MASS_ID, POINT_MASS_ID, oracle_episode_returns
 from jaxmbrl.types import Range
 
 PENDULUM, CARTPOLE = "Pendulum-v1", "CartPole-v1"
@@ -45,6 +45,11 @@ SMALL = {
                                  dict(horizon=5, num_samples=16)),
     "discrete_cem": (CARTPOLE, planning.discrete_cem,
                      dict(horizon=5, num_samples=16, num_elites=4, num_iters=2)),
+    # Tree search under the registry's names: num_samples simulations, num_particles
+    # rollouts per leaf.
+    "mcts": (DISCRETE_POINT_MASS_ID, functools.partial(planning.make_planner, "mcts", num_elites=1, num_iters=1), dict(horizon=4, num_samples=8, num_particles=2)),
+    "mcts_puct": (DISCRETE_POINT_MASS_ID, functools.partial(planning.make_planner, "mcts_puct", num_elites=1, num_iters=1),
+                  dict(horizon=4, num_samples=8, num_particles=2)),
 }
 
 
@@ -238,6 +243,8 @@ OTHER_FLOATS = {
     "mppi": dict(temperature=0.5, noise_scale=0.3, alpha=0.2, discount=0.9),
     "discrete_random_shooting": dict(discount=0.9),
     "discrete_cem": dict(alpha=0.3, uniform_mix=0.5, discount=0.9),
+    "mcts": dict(gumbel_scale=0.5, discount=0.9),
+    "mcts_puct": dict(pb_c_init=2.0, dirichlet_fraction=0.25, discount=0.9),
 }
 # Three in-range values of every float a built-in planner has.
 SWEEP = {
@@ -249,6 +256,9 @@ SWEEP = {
     "noise_scale": (0.1, 0.25, 0.5),
     "discount": (0.5, 0.9, 1.0),
     "uniform_mix": (0.0, 0.3, 1.0),
+    "gumbel_scale": (0.0, 1.0, 3.0),
+    "pb_c_init": (0.5, 1.25, 3.0),
+    "dirichlet_fraction": (0.0, 0.5, 1.0),
 }
 
 
@@ -492,7 +502,8 @@ def test_trajectory_return_uses_a_models_over_particles_path():
 # --- call-time floats: ranges, names, the union ------------------------------------
 
 BAD_VALUES = {"alpha": 1.0, "beta": -0.5, "gamma": 0.5, "keep_fraction": 1.5, "temperature": 0.0,
-              "noise_scale": -0.1, "discount": 1.5, "uniform_mix": -0.1}
+              "noise_scale": -0.1, "discount": 1.5, "uniform_mix": -0.1, "gumbel_scale": -1.0,
+              "pb_c_init": -0.5, "dirichlet_fraction": 1.5}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

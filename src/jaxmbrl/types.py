@@ -19,6 +19,11 @@ Params = Any
 PyTree = Any
 
 
+class MissingExtraError(ImportError):
+    """Raised where an optional extra is needed and not installed (Brax for a `brax/...`
+    id, mctx for tree search); the message names the `pip install 'jaxmbrl[...]'` to run."""
+
+
 class Transition(NamedTuple):
     """One environment transition (unbatched) or a batch of them (leading B).
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, Tuple
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.types import Array, PRNGKey
+from jaxmbrl.types import Array, MissingExtraError, PRNGKey
 
 # Brax's MuJoCo-class tasks that jaxmbrl registers as `brax/<task>`.
 TASKS = (
@@ -38,10 +38,6 @@ DEFAULT_BACKEND = "generalized"  # Brax's own default, the closest to MuJoCo's d
 MAX_STEPS = 1000
 
 _INSTALL = "pip install 'jaxmbrl[brax]'"
-
-
-class MissingExtraError(ImportError):
-    """Raised for an id whose environment library (an optional extra) is not installed."""
 
 
 @contextlib.contextmanager

@@ -18,7 +18,9 @@ Trajectories are scored by `trajectory_return` (one candidate), or all at once b
 `population_return` when the model offers `over_population` (every learned model does),
 both with an optional terminal `value_fn(params, obs)`; a `proposal(key, params, obs)` policy prior contributes
 `num_proposals` rolled-out sequences (`proposal_sequences`) to every population.
-Planners are found by name through one registry (`register_planner`, `make_planner`,
+Tree search (`mcts`, `mcts_search`: mctx's Gumbel MuZero or pUCT over the same
+`model_fn`, leaves valued by a `value_fn` or by random rollouts) is registered as "mcts"
+and "mcts_puct" for discrete actions. Planners are found by name through one registry (`register_planner`, `make_planner`,
 `planner_hparams`, `planner_float_fields`); `PLANNERS`, `CONTINUOUS_PLANNERS` and
 `DISCRETE_PLANNERS` are derived from it at each access.
 """
@@ -64,6 +66,7 @@ from jaxmbrl.planning._discrete import (
     discrete_cem,
     discrete_random_shooting,
 )
+from jaxmbrl.planning._tree import MCTSHParams, PriorFn, PUCTHParams, SearchOutput, mcts, mcts_search
 
 
 def __getattr__(name: str):
@@ -80,14 +83,18 @@ __all__ = [
     "DiscreteCEMHParams",
     "DiscreteRandomShootingHParams",
     "ICEMHParams",
+    "MCTSHParams",
     "MPPIHParams",
     "PLANNERS",
     "PlanInfo",
     "Planner",
     "PlannerEntry",
+    "PUCTHParams",
     "PlannerState",
+    "PriorFn",
     "ProposalFn",
     "RandomShootingHParams",
+    "SearchOutput",
     "ValueFn",
     "cem",
     "cem_update",
@@ -98,6 +105,8 @@ __all__ = [
     "evaluate_candidates",
     "icem",
     "make_planner",
+    "mcts",
+    "mcts_search",
     "mppi",
     "particle_step_fn",
     "population_return",

@@ -354,7 +354,7 @@ def call_hparams(name: str, hparams: Any, defaults: Any, ranges: Mapping[str, Ra
 # --- validation (runs at factory call time, on static values only) -------------------
 
 _CONTINUOUS = "cem, icem, mppi or random_shooting"
-_DISCRETE = "discrete_cem or discrete_random_shooting"
+_DISCRETE = "discrete_cem, discrete_random_shooting or mcts"
 
 
 def check_continuous(name: str, spec) -> None:

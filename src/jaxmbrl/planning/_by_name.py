@@ -32,6 +32,7 @@ from jaxmbrl.planning._discrete import (
     discrete_cem,
     discrete_random_shooting,
 )
+from jaxmbrl.planning._tree import MCTS_RANGES, PUCT_RANGES, MCTSHParams, PUCTHParams, registered_factory
 from jaxmbrl.types import Range, check_ranges
 
 
@@ -227,6 +228,9 @@ for _args in (
     ("discrete_cem", discrete_cem, DiscreteCEMHParams, DISCRETE_CEM_RANGES, True),
     ("discrete_random_shooting", discrete_random_shooting, DiscreteRandomShootingHParams,
      DISCRETE_RANDOM_SHOOTING_RANGES, True),
+    # Tree search (mctx, an extra imported when one is built): Gumbel MuZero, or pUCT.
+    ("mcts", registered_factory("gumbel"), MCTSHParams, MCTS_RANGES, True),
+    ("mcts_puct", registered_factory("puct"), PUCTHParams, PUCT_RANGES, True),
 ):
     register_planner(*_args)
 del _args

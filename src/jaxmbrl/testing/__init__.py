@@ -9,20 +9,34 @@ from jaxmbrl.testing._point_mass import EnvParams as PointMassParams
 from jaxmbrl.testing._point_mass import EnvState as PointMassState
 from jaxmbrl.testing._linear_model import LinearModelState, linear_model
 from jaxmbrl.testing._oracle import oracle_episode_returns
-from jaxmbrl.testing._point_mass import PointMass, make_point_mass_reward_fn, point_mass_reward_fn
+from jaxmbrl.testing._point_mass import (
+    DISCRETE_FORCES,
+    DiscretePointMass,
+    PointMass,
+    make_discrete_point_mass_reward_fn,
+    make_point_mass_reward_fn,
+    point_mass_reward_fn,
+)
 
 POINT_MASS_ID = "PointMass-jaxmbrl"
+DISCRETE_POINT_MASS_ID = "PointMassDiscrete-jaxmbrl"
 
 _register(POINT_MASS_ID, PointMass)
 _register_known(POINT_MASS_ID, PointMassParams, make_point_mass_reward_fn)
+_register(DISCRETE_POINT_MASS_ID, DiscretePointMass)
+_register_known(DISCRETE_POINT_MASS_ID, PointMassParams, make_discrete_point_mass_reward_fn)
 
 __all__ = [
+    "DISCRETE_FORCES",
+    "DISCRETE_POINT_MASS_ID",
+    "DiscretePointMass",
     "LinearModelState",
     "POINT_MASS_ID",
     "PointMass",
     "PointMassParams",
     "PointMassState",
     "linear_model",
+    "make_discrete_point_mass_reward_fn",
     "make_point_mass_reward_fn",
     "oracle_episode_returns",
     "point_mass_reward_fn",

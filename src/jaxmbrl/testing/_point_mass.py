@@ -138,3 +138,42 @@ def make_point_mass_reward_fn(params: EnvParams) -> RewardFn:
 
 point_mass_reward_fn: RewardFn = make_point_mass_reward_fn(EnvParams())
 point_mass_reward_fn.__doc__ = "PointMass's reward under the default `EnvParams` (see `make_point_mass_reward_fn`)."
+
+
+# Forces of the discrete PointMass's actions: its planners choose among five pushes.
+DISCRETE_FORCES = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+
+class DiscretePointMass(PointMass):
+    """The 1-D PointMass with `len(DISCRETE_FORCES)` discrete actions (int32 index of a
+    force): a dense, action-dependent reward for tests of discrete planners and tree
+    search (CartPole's and Acrobot's constant rewards tie every short plan)."""
+
+    def __init__(self):
+        super().__init__(dim=1)
+
+    def step_env(self, key, state, action, params):
+        force = jnp.asarray(DISCRETE_FORCES, jnp.float32)[jnp.reshape(action, ()).astype(jnp.int32)]
+        return super().step_env(key, state, force[None], params)
+
+    @property
+    def name(self) -> str:
+        return "PointMassDiscrete-jaxmbrl"
+
+    @property
+    def num_actions(self) -> int:
+        return len(DISCRETE_FORCES)
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(len(DISCRETE_FORCES))
+
+
+def make_discrete_point_mass_reward_fn(params: EnvParams) -> RewardFn:
+    """The discrete PointMass's reward as `(obs [2], action [] int32, next_obs [2]) -> []`."""
+
+    def reward_fn(obs, action, next_obs):
+        del obs
+        force = jnp.asarray(DISCRETE_FORCES, jnp.float32)[jnp.reshape(action, ()).astype(jnp.int32)]
+        return _reward(params, next_obs[:1], force[None]).astype(jnp.float32)
+
+    return reward_fn

@@ -71,6 +71,9 @@ class HParams(NamedTuple):
     planner_temperature: Any = 1.0  # MPPI temperature (units of return)
     planner_noise_scale: Any = 0.25  # MPPI noise std as a fraction of the action range
     planner_uniform_mix: Any = 0.3  # discrete CEM: weight of the uniform distribution mixed in
+    planner_gumbel_scale: Any = 1.0  # MCTS (Gumbel MuZero): root noise scale
+    planner_pb_c_init: Any = 1.25  # MCTS (pUCT): exploration constant
+    planner_dirichlet_fraction: Any = 0.0  # MCTS (pUCT): root prior noise
 
     def actor_critic(self) -> ac_lib.ActorCriticHParams:
         return ac_lib.ActorCriticHParams(self.actor_learning_rate, self.critic_learning_rate, self.discount,
