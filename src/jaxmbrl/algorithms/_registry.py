@@ -40,3 +40,4 @@ register_algorithm("pets", "jaxmbrl.algorithms.pets", "MPC over a probabilistic 
 register_algorithm("mbpo", "jaxmbrl.algorithms.mbpo", "SAC on branched model rollouts (Janner et al. 2019)")
 register_algorithm("dyna", "jaxmbrl.algorithms.dyna", "tabular Dyna-Q, or DQN with a learned model (Sutton 1990)")
 register_algorithm("dreamer", "jaxmbrl.algorithms.dreamer", "RSSM world model, actor-critic in imagination (Hafner et al.)")
+register_algorithm("muzero", "jaxmbrl.algorithms.muzero", "tree search over a learned latent model (Schrittwieser et al. 2020)")

@@ -9,6 +9,7 @@ from jaxmbrl.buffers._replay import (
     sample,
     sample_indices,
     sample_sequence_indices,
+    sample_env_sequences,
     sample_sequences,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "sample",
     "sample_indices",
     "sample_sequence_indices",
+    "sample_env_sequences",
     "sample_sequences",
 ]

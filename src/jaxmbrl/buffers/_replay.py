@@ -121,3 +121,19 @@ def sample_sequence_indices(key: PRNGKey, state: BufferState, batch_size: int, l
 def sample_sequences(key: PRNGKey, state: BufferState, batch_size: int, length: int) -> PyTree:
     """Runs of `length` consecutive items in insertion order: leaves [batch_size, length, ...]."""
     return gather(state, sample_sequence_indices(key, state, batch_size, length))
+
+
+def sample_env_sequences(key: PRNGKey, state: BufferState, batch_size: int, length: int) -> PyTree:
+    """Runs of one env's consecutive records from a buffer of vectorised steps.
+
+    Each stored item holds one record per env (leaves [num_envs, ...]); a run is
+    `length` consecutive slots (as `sample_sequence_indices`) of one uniformly drawn env.
+
+    Returns:
+      leaves [batch_size, length, ...].
+    """
+    k_time, k_env = jax.random.split(key)
+    slots = sample_sequence_indices(k_time, state, batch_size, length)  # [b, T]
+    num_envs = jax.tree.leaves(state.data)[0].shape[1]
+    env = jax.random.randint(k_env, (batch_size, 1), 0, num_envs, dtype=jnp.int32)
+    return jax.tree.map(lambda a: a[slots, env], state.data)

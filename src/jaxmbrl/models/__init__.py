@@ -28,6 +28,10 @@ whose `over_population` steps every particle of every candidate in one `step`.
 Every ensemble step goes through `ensemble_step` (rows grouped by elite, one dense
 matrix product per elite) and `sample_prediction` (Gaussian draw or mean; learned or
 known reward and termination).
+
+MuZero's model (`make_muzero_model`: representation, dynamics with reward, prediction of
+policy and value over a latent state) and the two-hot categorical heads it uses
+(`two_hot`, `from_logits`, `head_loss`: bins evenly spaced in symlog space) live here too.
 """
 from jaxmbrl.models._ensemble import (
     ACTIVATIONS,
@@ -57,6 +61,14 @@ from jaxmbrl.models._model import (
     ModelStepFn,
     as_planner_model_fn,
     ensemble_model,
+)
+from jaxmbrl.models._muzero import (
+    MuZeroModel,
+    MuZeroNetConfig,
+    from_logits,
+    head_loss,
+    make_muzero_model,
+    two_hot,
 )
 from jaxmbrl.models._networks import MLP
 from jaxmbrl.models._normaliser import Normaliser, denormalise, fit_normaliser, normalise
@@ -107,6 +119,8 @@ __all__ = [
     "ModelHParams",
     "ModelState",
     "ModelStepFn",
+    "MuZeroModel",
+    "MuZeroNetConfig",
     "Normaliser",
     "Observed",
     "PROPAGATIONS",
@@ -131,6 +145,8 @@ __all__ = [
     "fit",
     "fit_normaliser",
     "fixed_groups",
+    "from_logits",
+    "head_loss",
     "imagine",
     "img_step",
     "init_model",
@@ -138,6 +154,7 @@ __all__ = [
     "kl_balanced",
     "latent_model_fn",
     "make_ensemble",
+    "make_muzero_model",
     "make_rssm",
     "member_losses",
     "model_inputs",
@@ -153,5 +170,6 @@ __all__ = [
     "set_hyperparams",
     "symexp",
     "symlog",
+    "two_hot",
     "world_model_loss",
 ]

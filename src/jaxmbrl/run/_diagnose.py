@@ -104,11 +104,43 @@ def latent_open_loop_error(rssm, params, key, steps, horizon: int):
     return (errs * valid).sum(1) / jnp.maximum(valid.sum(1), 1)
 
 
+def reward_open_loop_error(net, params, steps, horizon: int):
+    """k-step open-loop reward error of MuZero's latent model, k = 1..horizon.
+
+    MuZero's model predicts no observations, so its rewards are what can be checked: from
+    every start t the representation encodes o_t, the dynamics unroll the logged actions
+    a_t..a_{t+k-1}, and the k-th predicted reward is compared with the logged r_{t+k-1}.
+    Starts whose k steps would cross an episode end are left out.
+
+    Args:
+      steps: MuZero `Step` records of one env in time order [N, ...].
+    Returns:
+      [K] mean squared reward error, divided by the logged rewards' variance (1.0 is as
+      bad as predicting their mean; a constant reward counts variance 1).
+    """
+    n = steps.reward.shape[0]
+    starts = jnp.arange(n - horizon + 1)
+    var = steps.reward.var()
+    var = jnp.where(var > 1e-8, var, 1.0)
+    ends = (steps.terminated | steps.truncated).astype(jnp.int32)
+
+    def step(carry, j):
+        latent, crossed = carry
+        latent, reward = net.dynamics(params, latent, steps.action[starts + j])
+        err = (net.value(reward) - steps.reward[starts + j]) ** 2 / var
+        return (latent, crossed + ends[starts + j]), (err, crossed == 0)
+
+    init = (net.represent(params, steps.obs[starts]), jnp.zeros(starts.shape, jnp.int32))
+    _, (errs, valid) = jax.lax.scan(step, init, jnp.arange(horizon))
+    return (errs * valid).sum(1) / jnp.maximum(valid.sum(1), 1)
+
+
 def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None = None):
     """k-step open-loop error of the learned model of batch member `member`, k = 1..horizon.
 
     Works for every algorithm that learns a model: a `models.Model` (`train.model`:
-    PETS, MBPO, deep Dyna) or an RSSM (`train.rssm`: Dreamer). Uses that member's
+    PETS, MBPO, deep Dyna) or an RSSM (`train.rssm`: Dreamer) against observations, and
+    MuZero's latent model (`models.MuZeroModel`) against rewards. Uses that member's
     replay (the first env's stream). Returns `(errors [K], png path)`.
     """
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
@@ -124,6 +156,14 @@ def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None =
         data = jax.tree.map(lambda x: x[:size, 0], buffer.data)  # [C, B, ...]: env 0's stream
         _check_length(data.reward.shape[0], horizon + 1)
         errors = jax.jit(lambda p, d: latent_open_loop_error(rssm, p, key, d, horizon))(pick(state.model_params), data)
+        what = "open-loop model error"
+    elif isinstance(model, models.MuZeroModel):
+        buffer = pick(state.buffer)
+        size = int(buffer.size)
+        data = jax.tree.map(lambda x: x[:size, 0], buffer.data)  # [C, B, ...]: env 0's stream
+        _check_length(data.reward.shape[0], horizon)
+        errors = jax.jit(lambda p, d: reward_open_loop_error(model, p, d, horizon))(pick(state.params), data)
+        what = "open-loop reward error (MuZero predicts no observations)"
     elif model is not None and getattr(state, "model", None) is not None:
         mstate, buffer = pick(state.model), pick(state.buffer)
         size = int(buffer.size)
@@ -132,6 +172,7 @@ def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None =
         data = jax.tree.map(lambda x: x[:size].reshape((size // num_envs, num_envs) + x.shape[1:])[:, 0], buffer.data)
         _check_length(data.reward.shape[0], horizon)
         errors = jax.jit(lambda m, d: open_loop_error(model, m, key, d, horizon))(mstate, data)
+        what = "open-loop model error"
     else:
         raise UsageError(f"diagnose needs a learned dynamics model; this {algo_name} run has none "
                          f"(tabular Dyna and max_planning_steps=0 learn no network model).")
@@ -139,7 +180,9 @@ def diagnose(run_dir: str, horizon: int = 15, member: int = 0, png: str | None =
     from jaxmbrl.run import _plots
 
     png = _plots.png_path(png, "model_error.png") if png else os.path.join(run_dir, "model_error.png")
-    _plot(errors, png, f"{algo_name} on {config.env_id}: open-loop model error")
+    ylabel = "reward MSE / reward variance" if isinstance(model, models.MuZeroModel) else \
+        "MSE per obs dim (standardised)"
+    _plot(errors, png, f"{algo_name} on {config.env_id}: {what}", ylabel)
     _files.write_json(os.path.join(run_dir, "model_error.json"), {"k": list(range(1, horizon + 1)), "mse": errors.tolist()})
     return errors, png
 
@@ -149,7 +192,7 @@ def _check_length(available: int, needed: int) -> None:
         raise UsageError(f"the run's replay holds {available} steps; use a --horizon below {available - 1}.")
 
 
-def _plot(errors, png, title):
+def _plot(errors, png, title, ylabel="MSE per obs dim (standardised)"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,7 +201,7 @@ def _plot(errors, png, title):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(np.arange(1, len(errors) + 1), errors, marker="o")
     ax.set_xlabel("k (open-loop steps)")
-    ax.set_ylabel("MSE per obs dim (standardised)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()

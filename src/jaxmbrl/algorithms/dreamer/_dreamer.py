@@ -262,11 +262,7 @@ _LOSS_FIELDS = ("model_loss", "reconstruction", "reward_loss", "cont_loss", "kl"
 def sample_sequences(key: PRNGKey, buffer: buffers.BufferState, batch_size: int, seq_len: int) -> Step:
     """[batch_size, seq_len] runs of one env's consecutive records; each run's first
     record is marked `is_first`, since the model starts it from the zero state."""
-    k_time, k_env = jax.random.split(key)
-    slots = buffers.sample_sequence_indices(k_time, buffer, batch_size, seq_len)  # [b, T]
-    num_envs = buffer.data.is_first.shape[1]
-    env = jax.random.randint(k_env, (batch_size, 1), 0, num_envs, dtype=jnp.int32)
-    batch = jax.tree.map(lambda a: a[slots, env], buffer.data)
+    batch = buffers.sample_env_sequences(key, buffer, batch_size, seq_len)
     return batch._replace(is_first=batch.is_first.at[:, 0].set(True))
 
 
