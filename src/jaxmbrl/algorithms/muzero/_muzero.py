@@ -90,7 +90,7 @@ class Config(ConfigBase):
     buffer_capacity: int = 0  # vectorised steps kept; 0 keeps the whole run
     # Search.
     selection: str = "gumbel"  # or "puct"
-    num_simulations: int = 16
+    num_simulations: int = 32
     # Learning.
     unroll_steps: int = 5  # K
     td_steps: int = 10  # n of the n-step value targets
