@@ -17,6 +17,11 @@ between the actions it considers (sequential halving) and plays the best by Gumb
 the lookahead.
 
     python scripts/mcts_cartpole.py [--tilt 0.1] [--horizon 10] [--particles 8]
+
+With `--episodes N` it instead plays N 500-step episodes per selection on the true
+dynamics at `--simulations`, `--horizon` and `--particles` and prints their returns:
+
+    python scripts/mcts_cartpole.py --episodes 4 --simulations 32 --horizon 10 --particles 8
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmbrl import envs, planning
+from jaxmbrl.testing import oracle_episode_returns
 
 C1, C2 = 1.25, 19652.0  # MuZero's pUCT constants (mctx's defaults)
 
@@ -53,7 +59,11 @@ def main():
     parser.add_argument("--tilt", type=float, default=0.1, help="pole angle of the searched state (rad)")
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--particles", type=int, default=8)
+    parser.add_argument("--episodes", type=int, default=0, help="play this many episodes instead")
+    parser.add_argument("--simulations", type=int, default=32, help="simulations per step (with --episodes)")
     args = parser.parse_args()
+    if args.episodes:
+        return play(args)
     env, env_params, spec = envs.make("CartPole-v1")
     model_fn, _ = envs.true_model("CartPole-v1")
     _, state = env.reset(jax.random.PRNGKey(0), env_params)
@@ -75,6 +85,18 @@ def main():
             print(f"| {sims} | {visits[0]}, {visits[1]} | {q[0]:.2f}, {q[1]:.2f} | {score[0]:.2f}, {score[1]:.2f} | "
                   f"{float(out.root_value):.2f} | {['left', 'right'][int(out.action)]} |")
         print()
+
+
+def play(args):
+    spec = envs.make("CartPole-v1")[2]
+    model_fn, _ = envs.true_model("CartPole-v1")
+    print(f"CartPole-v1, true dynamics: {args.simulations} simulations, lookahead {args.horizon}, "
+          f"{args.particles} rollouts per leaf, {args.episodes} episodes of up to 500 steps")
+    for selection in ("gumbel", "puct"):
+        planner = planning.mcts(model_fn, spec, num_simulations=args.simulations, horizon=args.horizon,
+                                num_particles=args.particles, selection=selection)
+        returns = oracle_episode_returns("CartPole-v1", planner, args.episodes, 500)(jax.random.PRNGKey(0))
+        print(f"{selection}: returns {np.asarray(returns).astype(int).tolist()}")
 
 
 if __name__ == "__main__":
