@@ -38,7 +38,7 @@ from jaxmbrl.algorithms._contract import (
     planner_ranges,
     resolve_env,
 )
-from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
+from jaxmbrl.algorithms._episodes import run_after_warmup, scan_env_steps
 from jaxmbrl.models._rssm import ENCODERS
 from jaxmbrl.types import Array, PRNGKey
 
@@ -401,17 +401,8 @@ def make_train(config: Config, *, env=None) -> Train:
     # ----- loops ------------------------------------------------------------------------
 
     def env_steps_scan(state: State, num_steps: int, explore_randomly: bool):
-        def body(carry, key):
-            state, done_sum, done_count = carry
-            state, transition = act_and_step(key, state, explore_randomly)
-            ep_ret, finished = track_episodes(state.episode_return, transition)
-            state = state._replace(episode_return=ep_ret)
-            return (state, done_sum + finished.return_sum, done_count + finished.count), None
-
-        key, k_scan = jax.random.split(state.key)
-        carry = (state._replace(key=key), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-        carry, _ = jax.lax.scan(body, carry, jax.random.split(k_scan, num_steps))
-        return carry
+        step_fn = lambda key, state: (*act_and_step(key, state, explore_randomly), None)  # noqa: E731
+        return scan_env_steps(step_fn, state, num_steps)[:3]
 
     def greedy_return(key, state: State):
         """Mean return of the greedy controller's first episode in each of `num_eval_episodes` envs."""

@@ -47,7 +47,7 @@ from jaxmbrl.algorithms._contract import (
     evaluate,
     resolve_env,
 )
-from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
+from jaxmbrl.algorithms._episodes import run_after_warmup, scan_env_steps
 from jaxmbrl.models._muzero import head_loss
 from jaxmbrl.models._rssm import ENCODERS
 from jaxmbrl.types import Array, PRNGKey
@@ -340,17 +340,9 @@ def make_train(config: Config, *, env=None) -> Train:
         return state, transition, value.mean()
 
     def env_steps_scan(state: State, num_steps: int, explore_randomly: bool):
-        def body(carry, key):
-            state, done_sum, done_count = carry
-            state, transition, value = act_and_step(key, state, explore_randomly)
-            ep_ret, finished = track_episodes(state.episode_return, transition)
-            state = state._replace(episode_return=ep_ret)
-            return (state, done_sum + finished.return_sum, done_count + finished.count), value
-
-        key, k_scan = jax.random.split(state.key)
-        carry = (state._replace(key=key), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-        carry, values = jax.lax.scan(body, carry, jax.random.split(k_scan, num_steps))
-        return carry + (values.mean(),)
+        state, done_sum, done_count, values = scan_env_steps(
+            lambda key, state: act_and_step(key, state, explore_randomly), state, num_steps)
+        return state, done_sum, done_count, values.mean()
 
     # ----- learning ---------------------------------------------------------------------
 
