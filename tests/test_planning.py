@@ -426,7 +426,7 @@ _PEND, _CART = _env(PENDULUM)[2], _env(CARTPOLE)[2]
 _OK = dict(horizon=5, num_samples=10, num_elites=2)
 _BAD = [
     (planning.cem, _CART, _OK, "cem needs a continuous action space; CartPole-v1 is discrete "
-                               "(2 actions): use discrete_cem or discrete_random_shooting"),
+                               "(2 actions): use discrete_cem, discrete_random_shooting or mcts"),
     (planning.random_shooting, _CART, dict(horizon=5, num_samples=10),
      "random_shooting needs a continuous"),
     (planning.mppi, _CART, dict(horizon=5, num_samples=10), "mppi needs a continuous"),
