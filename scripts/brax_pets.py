@@ -15,17 +15,27 @@ Target on brax/inverted_pendulum: a 1,000-step episode (return 1,000) within the
 
     python scripts/brax_pets.py --env brax/inverted_pendulum [--seeds 5] [--target 1000]
     python scripts/brax_pets.py --env brax/reacher --iterations 11 --target -5
+
+`--oracle` plans with the true Brax dynamics instead (`envs.true_model`, CEM over the
+same population, horizon and iterations, one particle) for one 1,000-step episode per
+seed, to tell the planner's limits from the model's:
+
+    python scripts/brax_pets.py --env brax/inverted_pendulum --oracle --backend spring --set planner_horizon=60
 """
 from __future__ import annotations
 
 import argparse
 import json
 
+import time
+
+import jax
 import numpy as np
 
 import _common
-from jaxmbrl import run
+from jaxmbrl import envs, planning, run
 from jaxmbrl.algorithms import pets
+from jaxmbrl.testing import oracle_episode_returns
 
 DEFAULTS = dict(
     steps_per_iteration=1000, planner_horizon=15, planner_samples=100, planner_elites=10, planner_iterations=3,
@@ -40,10 +50,13 @@ def main():
     parser.add_argument("--target", type=float, default=1000.0, help="episode return that counts as solved")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--png", default="")
+    parser.add_argument("--oracle", action="store_true", help="plan with the true dynamics (no learning)")
     args = parser.parse_args()
     overrides = {**DEFAULTS, "env_id": args.env, "env_kwargs": {"backend": args.backend},
                  "num_iterations": args.iterations, **run._config.parse_assignments(args.set)}
     _, config, _ = run.resolve("pets", overrides=overrides)
+    if args.oracle:
+        return oracle(args, config)
     train = pets.make_train(config)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc=f"PETS {args.env}")
     until = _common.mpc_episodes_until(table, config.warmup_iterations, args.target)
@@ -62,6 +75,23 @@ def main():
     if args.png:
         _common.plot_curves(args.png, {f"PETS ({args.seeds} seeds), best episode": table["best_episode_return"]},
                             args.env, "iteration (1,000 env steps; the first random)")
+
+
+def oracle(args, config):
+    env_kwargs = dict(config.env_kwargs)
+    _, _, spec = envs.make(args.env, **env_kwargs)
+    model_fn, _ = envs.true_model(args.env, **env_kwargs)
+    planner = planning.cem(model_fn, spec, horizon=config.planner_horizon, num_samples=config.planner_samples,
+                           num_elites=config.planner_elites, num_iters=config.planner_iterations, num_particles=1)
+    start = time.perf_counter()
+    run_episodes = oracle_episode_returns(args.env, planner, args.seeds, spec.max_steps, **env_kwargs)
+    returns = np.asarray(run_episodes(jax.random.PRNGKey(args.seed)))
+    print(json.dumps({
+        "machine": _common.machine(), "env": args.env, "env_kwargs": env_kwargs, "oracle": True,
+        "planner": dict(horizon=config.planner_horizon, samples=config.planner_samples,
+                        elites=config.planner_elites, iterations=config.planner_iterations),
+        "episode_returns": returns.round(1).tolist(), "wall_s_including_compile": round(time.perf_counter() - start, 1),
+    }, indent=1))
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ import jax.numpy as jnp
 from jaxmbrl.envs._make import make
 
 
-def oracle_episode_returns(env_id: str, planner, num_episodes: int, num_steps: int):
+def oracle_episode_returns(env_id: str, planner, num_episodes: int, num_steps: int, **env_kwargs):
     """A jitted `(key, hparams=None) -> returns [num_episodes]` of `planner` acting in `env_id`.
 
     The planner's `model_params` are the env params and its observation is the env
     state, as for `jaxmbrl.envs.true_model`. `hparams` is the planner's HParams passed to
     every `plan` call (`None`: `planner.hparams`); new values do not recompile. Rewards
     count until the first termination (no auto-reset), so CartPole's return is the steps
-    the pole stayed up. Episodes are vmapped, steps scanned.
+    the pole stayed up. Episodes are vmapped, steps scanned. `env_kwargs` go to `make`
+    (e.g. a Brax task's `backend`), as they went to the `true_model` the planner steps.
     """
-    env, env_params, _ = make(env_id)
+    env, env_params, _ = make(env_id, **env_kwargs)
 
     def episode(key, hparams):
         reset_key, key = jax.random.split(key)
