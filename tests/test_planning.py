@@ -28,6 +28,7 @@ PENDULUM_PLANNERS = {
     "cem": (planning.cem, dict(horizon=20, num_samples=100, num_elites=10, num_iters=4)),
     "icem": (planning.icem, dict(horizon=20, num_samples=100, num_elites=10, num_iters=3)),
     "mppi": (planning.mppi, dict(horizon=20, num_samples=100, num_iters=2, temperature=1.0)),
+    "mppi_elites": (planning.mppi_elites, dict(horizon=20, num_samples=100, num_elites=10, num_iters=4)),
 }
 CARTPOLE_PLANNERS = {
     "discrete_random_shooting": (planning.discrete_random_shooting,
@@ -41,6 +42,7 @@ SMALL = {
     "cem": (PENDULUM, planning.cem, dict(horizon=5, num_samples=16, num_elites=4, num_iters=2)),
     "icem": (PENDULUM, planning.icem, dict(horizon=5, num_samples=16, num_elites=4, num_iters=2)),
     "mppi": (PENDULUM, planning.mppi, dict(horizon=5, num_samples=16, num_iters=2)),
+    "mppi_elites": (PENDULUM, planning.mppi_elites, dict(horizon=5, num_samples=16, num_elites=4, num_iters=2)),
     "discrete_random_shooting": (CARTPOLE, planning.discrete_random_shooting,
                                  dict(horizon=5, num_samples=16)),
     "discrete_cem": (CARTPOLE, planning.discrete_cem,
@@ -241,6 +243,7 @@ OTHER_FLOATS = {
     "cem": dict(alpha=0.3, discount=0.9),
     "icem": dict(alpha=0.3, beta=1.0, gamma=1.5, keep_fraction=0.5, discount=0.9),
     "mppi": dict(temperature=0.5, noise_scale=0.3, alpha=0.2, discount=0.9),
+    "mppi_elites": dict(temperature=0.5, min_std=0.05, max_std=0.5, discount=0.9),
     "discrete_random_shooting": dict(discount=0.9),
     "discrete_cem": dict(alpha=0.3, uniform_mix=0.5, discount=0.9),
     "mcts": dict(gumbel_scale=0.5, discount=0.9),
@@ -259,6 +262,8 @@ SWEEP = {
     "gumbel_scale": (0.0, 1.0, 3.0),
     "pb_c_init": (0.5, 1.25, 3.0),
     "dirichlet_fraction": (0.0, 0.5, 1.0),
+    "min_std": (0.01, 0.2, 0.5),
+    "max_std": (0.3, 0.6, 1.0),
 }
 
 
@@ -503,7 +508,7 @@ def test_trajectory_return_uses_a_models_over_particles_path():
 
 BAD_VALUES = {"alpha": 1.0, "beta": -0.5, "gamma": 0.5, "keep_fraction": 1.5, "temperature": 0.0,
               "noise_scale": -0.1, "discount": 1.5, "uniform_mix": -0.1, "gumbel_scale": -1.0,
-              "pb_c_init": -0.5, "dirichlet_fraction": 1.5}
+              "pb_c_init": -0.5, "dirichlet_fraction": 1.5, "min_std": 0.0, "max_std": -1.0}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -622,6 +627,9 @@ VALUE_PLANNERS = {
                                              num_iters=5, **kw),
     "mppi": lambda m, s, **kw: planning.mppi(m, s, horizon=1, num_samples=64, num_iters=5,
                                              temperature=0.01, **kw),
+    # TD-MPC's MPPI: the elites' softmax over a terminal value picks the action it rewards.
+    "mppi_elites": lambda m, s, **kw: planning.mppi_elites(m, s, horizon=1, num_samples=64, num_elites=8,
+                                                           num_iters=5, temperature=0.01, **kw),
     "discrete_random_shooting": lambda m, s, **kw: planning.discrete_random_shooting(
         m, s, horizon=2, num_samples=64, **kw),
     "discrete_cem": lambda m, s, **kw: planning.discrete_cem(m, s, horizon=2, num_samples=32,

@@ -1,5 +1,8 @@
 """Sampling-based model-predictive planners, with floats passed at call time (mctx style).
 
+Continuous: random shooting, CEM, iCEM, MPPI and `mppi_elites` (TD-MPC's MPPI over
+elites with an adapted std); discrete: random shooting and CEM; and tree search.
+
 Every planner is a `Planner(init, plan, hparams)` of pure functions over a
 `model_fn(key, params, obs, action) -> (next_obs, reward, terminated)`: a learned model
 or the true dynamics (`jaxmbrl.envs.true_model`) are interchangeable.
@@ -51,6 +54,7 @@ from jaxmbrl.planning._by_name import (
 from jaxmbrl.planning._continuous import (
     CEMHParams,
     ICEMHParams,
+    MPPIElitesHParams,
     MPPIHParams,
     RandomShootingHParams,
     cem,
@@ -58,6 +62,7 @@ from jaxmbrl.planning._continuous import (
     colored_noise,
     icem,
     mppi,
+    mppi_elites,
     random_shooting,
 )
 from jaxmbrl.planning._discrete import (
@@ -84,6 +89,7 @@ __all__ = [
     "DiscreteRandomShootingHParams",
     "ICEMHParams",
     "MCTSHParams",
+    "MPPIElitesHParams",
     "MPPIHParams",
     "PLANNERS",
     "PlanInfo",
@@ -108,6 +114,7 @@ __all__ = [
     "mcts",
     "mcts_search",
     "mppi",
+    "mppi_elites",
     "particle_step_fn",
     "population_return",
     "planner_float_fields",

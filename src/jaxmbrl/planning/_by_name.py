@@ -13,15 +13,18 @@ from jaxmbrl.planning._base import Planner, ProposalFn, ValueFn
 from jaxmbrl.planning._continuous import (
     CEM_RANGES,
     ICEM_RANGES,
+    MPPI_ELITES_RANGES,
     MPPI_RANGES,
     RANDOM_SHOOTING_RANGES,
     CEMHParams,
     ICEMHParams,
+    MPPIElitesHParams,
     MPPIHParams,
     RandomShootingHParams,
     cem,
     icem,
     mppi,
+    mppi_elites,
     random_shooting,
 )
 from jaxmbrl.planning._discrete import (
@@ -225,6 +228,7 @@ for _args in (
     ("icem", icem, ICEMHParams, ICEM_RANGES, False),
     ("mppi", mppi, MPPIHParams, MPPI_RANGES, False),
     ("random_shooting", random_shooting, RandomShootingHParams, RANDOM_SHOOTING_RANGES, False),
+    ("mppi_elites", mppi_elites, MPPIElitesHParams, MPPI_ELITES_RANGES, False),
     ("discrete_cem", discrete_cem, DiscreteCEMHParams, DISCRETE_CEM_RANGES, True),
     ("discrete_random_shooting", discrete_random_shooting, DiscreteRandomShootingHParams,
      DISCRETE_RANDOM_SHOOTING_RANGES, True),

@@ -2,7 +2,7 @@
 
 Each factory returns a `Planner` whose `plan(key, state, model_params, obs, hparams=None)`
 takes the planner's floats as its own HParams NamedTuple (`RandomShootingHParams`,
-`CEMHParams`, `ICEMHParams`, `MPPIHParams`); a factory's float keyword arguments are the
+`CEMHParams`, `ICEMHParams`, `MPPIHParams`, `MPPIElitesHParams`); a factory's float keyword arguments are the
 defaults kept in `Planner.hparams`. Integer settings fix shapes and are static.
 
 Every planner also takes an optional terminal `value_fn(params, obs)` and a `proposal`
@@ -106,6 +106,26 @@ ICEM_RANGES = {"alpha": MOMENTUM, "beta": NON_NEGATIVE, "gamma": AT_LEAST_ONE,
                "keep_fraction": UNIT, "discount": UNIT}
 MPPI_RANGES = {"temperature": POSITIVE, "noise_scale": POSITIVE, "alpha": MOMENTUM,
                "discount": UNIT}
+MPPI_ELITES_RANGES = {"temperature": POSITIVE, "min_std": POSITIVE, "max_std": POSITIVE, "discount": UNIT}
+
+
+class MPPIElitesHParams(NamedTuple):
+    """Floats of `mppi_elites` (Python floats or float32 arrays; `MPPI_ELITES_RANGES`).
+
+    Attributes:
+      temperature: the elites are weighted by softmax(returns / temperature), in units
+        of return, in (0, inf). TD-MPC2's inverse temperature of 0.5 is 2.0 here.
+      min_std: floor of the sampling std as a fraction of the action range, in (0, inf)
+        (TD-MPC2: 0.05 on [-1, 1], i.e. 0.025).
+      max_std: the std every call starts from, as a fraction of the range, in (0, inf)
+        (TD-MPC2: 2 on [-1, 1], i.e. 1.0).
+      discount: per-step discount of predicted rewards, in [0, 1].
+    """
+
+    temperature: float = 2.0
+    min_std: float = 0.025
+    max_std: float = 1.0
+    discount: float = 1.0
 
 
 def _bounds(spec) -> Tuple[Array, Array, Array, Array]:
@@ -516,5 +536,86 @@ def mppi(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_iters: 
         init_carry = (mean, jnp.zeros((), jnp.float32))
         (mean, expected), _ = jax.lax.scan(iteration, init_carry, jax.random.split(key, num_iters))
         return mean[0], PlannerState(mean=mean), PlanInfo(expected, mean)
+
+    return Planner(init, plan, defaults)
+
+
+def mppi_elites(model_fn: ModelFn, spec, *, horizon: int, num_samples: int, num_elites: int,
+                num_iters: int = 6, temperature: Any = 2.0, min_std: Any = 0.025, max_std: Any = 1.0,
+                num_particles: int = 1, discount: Any = 1.0, value_fn: Optional[ValueFn] = None,
+                proposal: Optional[ProposalFn] = None, num_proposals: int = 0) -> Planner:
+    """MPPI over elites with an adapted std: the planner of TD-MPC (Hansen et al. 2022) and
+    TD-MPC2 (Hansen et al. 2024), usually with a terminal `value_fn` and a policy prior.
+
+    Each call starts from the previous mean shifted by one step and a std of `max_std`
+    (as a fraction of the action range). Each iteration samples N sequences from the
+    Gaussian (clipped to the bounds; proposals replace the last M, drawn once per call),
+    keeps the `num_elites` best, weights them by softmax(returns / temperature) and
+    refits the mean and the std to the weighted elites, the std floored at `min_std`.
+
+    `plan` returns the first action of one elite of the last iteration drawn by those
+    weights (TD-MPC's choice, so that near-equal elites are not averaged into an action
+    none of them takes); `PlanInfo.plan` is that sequence and `expected_return` the
+    weighted mean of the elites' returns. `PlannerState.std` holds the last iteration's
+    std [H, A] in action units, which TD-MPC adds as exploration noise while training;
+    the next call does not start from it.
+
+    Args:
+      model_fn: `(key, params, obs, action[A]) -> (next_obs, reward, terminated)`.
+      spec: the environment's `EnvSpec` (continuous).
+      horizon: H. num_samples: N. num_elites: K <= N. num_iters: iterations per call.
+      temperature, min_std, max_std, discount: defaults of `MPPIElitesHParams`.
+      num_particles: P.
+      value_fn: optional terminal value `(params, obs) -> []` (see `trajectory_return`).
+      proposal: optional policy prior `(key, params, obs) -> action[A]`.
+      num_proposals: M <= N - K proposal sequences per call (static).
+    """
+    name = "mppi_elites"
+    horizon, num_samples, num_particles = check_common(name, spec, horizon, num_samples,
+                                                       num_particles, discrete=False)
+    num_elites = check_elites(name, num_elites, num_samples)
+    num_iters = check_count(name, "num_iters", num_iters)
+    num_proposals = check_extras(name, value_fn, proposal, num_proposals, num_samples - num_elites,
+                                 "num_samples - num_elites: proposals must leave room for fresh samples")
+    defaults = MPPIElitesHParams(temperature=temperature, min_std=min_std, max_std=max_std, discount=discount)
+    check_ranges(name, defaults, MPPI_ELITES_RANGES)
+    low, high, mid, _ = _bounds(spec)
+    seq_shape = (horizon, spec.action_dim)
+    propose = _continuous_proposer(proposal, model_fn, spec, horizon, num_proposals)
+
+    def init() -> PlannerState:
+        return PlannerState(mean=jnp.broadcast_to(mid, seq_shape).astype(jnp.float32),
+                            std=jnp.broadcast_to(high - low, seq_shape).astype(jnp.float32))
+
+    def plan(key, state, model_params, obs, hparams=None):
+        hp = call_hparams(name, hparams, defaults, MPPI_ELITES_RANGES)
+        key, choice_key = jax.random.split(key)
+        key, proposals = propose(key, model_params, obs)
+        span = high - low
+        mean = shift(state.mean, mid)
+        std = jnp.broadcast_to(hp.max_std * span, seq_shape)
+
+        def iteration(carry, iter_key):
+            mean, std, _, _, _ = carry
+            sample_key, eval_key = jax.random.split(iter_key)
+            noise = jax.random.normal(sample_key, (num_samples, *seq_shape), jnp.float32)
+            samples = insert_proposals(jnp.clip(mean + std * noise, low, high), proposals, num_samples)
+            returns = evaluate_candidates(model_fn, model_params, eval_key, obs, samples,
+                                          hp.discount, num_particles, value_fn)
+            elite_returns, idx = jax.lax.top_k(returns, num_elites)
+            elites = samples[idx]
+            weights = jax.nn.softmax(elite_returns / hp.temperature)
+            mean = jnp.einsum("k,kha->ha", weights, elites)
+            spread = jnp.sqrt(jnp.einsum("k,kha->ha", weights, jnp.square(elites - mean)))
+            std = jnp.clip(spread, hp.min_std * span, hp.max_std * span)
+            return (mean, std, elites, weights, elite_returns), None
+
+        init_carry = (mean, std, jnp.zeros((num_elites, *seq_shape), jnp.float32),
+                      jnp.zeros((num_elites,), jnp.float32), jnp.zeros((num_elites,), jnp.float32))
+        (mean, std, elites, weights, elite_returns), _ = jax.lax.scan(
+            iteration, init_carry, jax.random.split(key, num_iters))
+        chosen = elites[jax.random.categorical(choice_key, jnp.log(weights))]
+        expected = jnp.sum(weights * elite_returns)
+        return chosen[0], PlannerState(mean=mean, std=std), PlanInfo(expected, chosen)
 
     return Planner(init, plan, defaults)

@@ -52,6 +52,8 @@ class HParams(NamedTuple):
     planner_gumbel_scale: Any = 1.0  # MCTS (Gumbel MuZero): root noise scale
     planner_pb_c_init: Any = 1.25  # MCTS (pUCT): exploration constant
     planner_dirichlet_fraction: Any = 0.0  # MCTS (pUCT): root prior noise
+    planner_min_std: Any = 0.025  # mppi_elites: std floor (fraction of the action range)
+    planner_max_std: Any = 1.0  # mppi_elites: the std each call starts from (fraction of the range)
 
 
 @dataclasses.dataclass(frozen=True)
