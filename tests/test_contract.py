@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxmbrl import cli, envs, testing
-from jaxmbrl.algorithms import _registry, dreamer, dyna, mbpo, muzero, pets
+from jaxmbrl.algorithms import _registry, dreamer, dyna, mbpo, muzero, pets, tdmpc2
 from jaxmbrl.algorithms._contract import fields_of
 from jaxmbrl.run import _checkpoint
 
@@ -192,7 +192,7 @@ def test_fields_lists_static_and_sweepable(capsys):
     assert lines["planner_horizon"][1:3] == ["static", "15"]
     assert lines["planner_alpha"][1:] == ["sweepable", "0.1", "[0,", "1)"]
     assert lines["model_learning_rate"][1:] == ["sweepable", "0.001", "(0,", "inf)"]
-    for algo in (pets, mbpo, dyna, dreamer, muzero):
+    for algo in (pets, mbpo, dyna, dreamer, muzero, tdmpc2):
         infos = fields_of(algo)
         swept = {f.name for f in infos if f.kind == "sweepable"}
         assert swept == set(algo.Config().hparams()._fields)

@@ -41,3 +41,4 @@ register_algorithm("mbpo", "jaxmbrl.algorithms.mbpo", "SAC on branched model rol
 register_algorithm("dyna", "jaxmbrl.algorithms.dyna", "tabular Dyna-Q, or DQN with a learned model (Sutton 1990)")
 register_algorithm("dreamer", "jaxmbrl.algorithms.dreamer", "RSSM world model, actor-critic in imagination (Hafner et al.)")
 register_algorithm("muzero", "jaxmbrl.algorithms.muzero", "tree search over a learned latent model (Schrittwieser et al. 2020)")
+register_algorithm("tdmpc2", "jaxmbrl.algorithms.tdmpc2", "value-guided MPPI in a learned latent space (Hansen et al. 2024)")

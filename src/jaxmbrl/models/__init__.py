@@ -31,7 +31,9 @@ known reward and termination).
 
 MuZero's model (`make_muzero_model`: representation, dynamics with reward, prediction of
 policy and value over a latent state) and the two-hot categorical heads it uses
-(`two_hot`, `from_logits`, `head_loss`: bins evenly spaced in symlog space) live here too.
+(`two_hot`, `from_logits`, `head_loss`: bins evenly spaced in symlog space) live here too,
+as do TD-MPC2's networks (`make_tdmpc2_model`: SimNorm encoder and dynamics, reward, Q
+ensemble and policy prior) and its `consistency_loss`.
 """
 from jaxmbrl.models._ensemble import (
     ACTIVATIONS,
@@ -71,6 +73,7 @@ from jaxmbrl.models._muzero import (
     two_hot,
 )
 from jaxmbrl.models._networks import MLP
+from jaxmbrl.models._tdmpc2 import TDMPC2Model, TDMPC2NetConfig, consistency_loss, make_tdmpc2_model, simnorm
 from jaxmbrl.models._normaliser import Normaliser, denormalise, fit_normaliser, normalise
 from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
 from jaxmbrl.models._propagation import EnsembleModelFn, as_model_fn
@@ -128,11 +131,14 @@ __all__ = [
     "RSSM",
     "RSSMConfig",
     "RSSMState",
+    "TDMPC2Model",
+    "TDMPC2NetConfig",
     "WorldModelInfo",
     "adam",
     "as_model_fn",
     "as_planner_model_fn",
     "categorical_kl",
+    "consistency_loss",
     "continue_logit",
     "decode",
     "denormalise",
@@ -156,6 +162,7 @@ __all__ = [
     "make_ensemble",
     "make_muzero_model",
     "make_rssm",
+    "make_tdmpc2_model",
     "member_losses",
     "model_inputs",
     "model_targets",
@@ -168,6 +175,7 @@ __all__ = [
     "reward",
     "sample_prediction",
     "set_hyperparams",
+    "simnorm",
     "symexp",
     "symlog",
     "two_hot",
