@@ -222,7 +222,13 @@ class State(NamedTuple):
 
 class Train(NamedTuple):
     """`init(key, hparams) -> State`; `step(state) -> (state, Metrics)`;
-    `run(key, hparams) -> (state, Metrics[num_iterations])`. All pure and jittable."""
+    `run(key, hparams) -> (state, Metrics[num_iterations])`. All pure and jittable.
+
+    `act(key, params, obs [n, ...], planner_state [n], hparams, explore: bool) ->
+    (actions [n, A], planner_state, planned_return [n])` encodes and plans as the loop does
+    (`explore` adds the planner's std as noise); `planner.init()` gives a fresh planner
+    state for one env.
+    """
 
     config: Config
     init: Callable[[PRNGKey, HParams], State]
@@ -230,6 +236,8 @@ class Train(NamedTuple):
     run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
     model: models.TDMPC2Model
     spec: envs.EnvSpec
+    act: Callable[..., Tuple[Array, Any, Array]]
+    planner: planning.Planner
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
@@ -498,4 +506,4 @@ def make_train(config: Config, *, env=None) -> Train:
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
         return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, net, spec)
+    return Train(cfg, init, step, run, net, spec, act, planner)
