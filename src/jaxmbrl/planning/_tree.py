@@ -135,6 +135,10 @@ def mcts_search(model_fn: ModelFn, spec, *, num_simulations: int, horizon: int, 
                 prior_fn: Optional[PriorFn] = None, max_num_considered_actions: int = 16):
     """Builds `search(key, model_params, obs, hparams=None) -> SearchOutput`.
 
+    `obs` is one unbatched state (any pytree `model_fn` takes); vmap `search` over states.
+    `hparams` is an `MCTSHParams` (selection "gumbel") or `PUCTHParams` ("puct"); `None`
+    uses the defaults, which the returned function carries as `search.hparams`.
+
     Args:
       model_fn: `(key, params, obs, action[] int32) -> (next_obs, reward, terminated)`.
       spec: the environment's `EnvSpec` (discrete actions).
