@@ -22,10 +22,11 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/jaxmbrl train pets --env Pendulum-v1 --out runs/demo
 
-# Two workers, one test file each at a time: most of the suite's time is XLA compiling
-# (single-threaded), so two files compile side by side on a 2-core machine.
+# Two workers, test by test (most of the suite's time is XLA compiling, single-threaded,
+# so two tests compile side by side on a 2-core machine); files that build a module
+# fixture mark themselves `xdist_group` so that fixture is built once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

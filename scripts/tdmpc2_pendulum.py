@@ -6,10 +6,11 @@ Defaults are `tdmpc2.Config()`: 200-step iterations (one episode; the first rand
 TD-MPC2's seed steps), one update per env step on 256 windows of 3 steps, the paper's
 planner (mppi_elites: 6 iterations, 512 samples, 64 elites, 24 policy trajectories,
 horizon 3, terminal Q), a 64-wide SimNorm latent and 256-256 MLPs, 5 Q heads.
-`--reduced` plans with 256 samples, 32 elites, 4 iterations and 12 policy trajectories.
+`--reduced` plans with 256 samples, 32 elites, 4 iterations and 12 policy trajectories;
+`--small` halves every network's width to 128 (a 2-core CPU's setting).
 Target: mean evaluation return >= -200 by 3,000 env steps.
 
-    python scripts/tdmpc2_pendulum.py [--seeds 5] [--reduced] [--set field=value ...] [--png curve.png]
+    python scripts/tdmpc2_pendulum.py [--seeds 5] [--reduced] [--small] [--set field=value ...] [--png curve.png]
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from jaxmbrl import run
 from jaxmbrl.algorithms import tdmpc2
 
 REDUCED = dict(planner_samples=256, planner_elites=32, planner_iterations=4, planner_proposals=12)
+SMALL = dict(model_hidden_sizes=(128, 128), policy_hidden_sizes=(128, 128))
 
 
 def main():
@@ -31,11 +33,13 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", type=float, default=-200.0)
     parser.add_argument("--reduced", action="store_true", help="the reduced planner (see the docstring)")
+    parser.add_argument("--small", action="store_true", help="128-wide networks (see the docstring)")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--png", default="")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
-    overrides = {**(REDUCED if args.reduced else {}), **run._config.parse_assignments(args.set)}
+    overrides = {**(REDUCED if args.reduced else {}), **(SMALL if args.small else {}),
+                 **run._config.parse_assignments(args.set)}
     _, config, hparams = run.resolve("tdmpc2", overrides=overrides)
     train = tdmpc2.make_train(config)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="TD-MPC2 Pendulum-v1",

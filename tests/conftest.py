@@ -31,3 +31,21 @@ def pendulum_data():
     collect = jax.jit(lambda k, t: envs.random_rollout(env, env_params, spec, k, t, 10), static_argnums=1)
     flat = lambda tr: jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), tr)
     return spec, flat(collect(jax.random.PRNGKey(0), 1000)), flat(collect(jax.random.PRNGKey(1), 200))
+
+
+def _run_by_steps(train, num_iterations, keys, hp):
+    """jit(vmap(init)), then jit(vmap(step)) once per learning iteration, as the runner and
+    the scripts call them: (init state, final state, Metrics [seeds, num_iterations], the
+    jitted step). One compiled step serves a module's run, repeat and compile-once tests."""
+    init, step = jax.jit(jax.vmap(train.init)), jax.jit(jax.vmap(train.step))
+    first = init(keys, hp)
+    state, rows = first, [first.warmup]
+    for _ in range(num_iterations - jax.tree.leaves(first.warmup)[0].shape[1]):
+        state, metrics = step(state)
+        rows.append(jax.tree.map(lambda x: x[:, None], metrics))
+    return first, state, jax.tree.map(lambda *xs: jax.numpy.concatenate(xs, 1), *rows), step
+
+
+@pytest.fixture(scope="session")
+def run_by_steps():
+    return _run_by_steps

@@ -25,6 +25,11 @@ def _needs_brax():
     pytest.importorskip("brax", reason="Brax is an optional extra: pip install 'jaxmbrl[brax]'")
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("brax")
+
+
 @pytest.fixture(scope="module")
 def hopper():
     """Random-action hopper rollouts [T=150, B=4] under a time limit of 5 and of 1,000 steps,

@@ -10,6 +10,11 @@ from jaxmbrl import buffers, envs, run
 from jaxmbrl.algorithms import dreamer
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("dreamer")
+
+
 @pytest.fixture(scope="module")
 def tiny():
     cfg = dreamer.Config.tiny()
@@ -65,8 +70,10 @@ def test_step_compiles_once(tiny):
     assert int(m2.iteration) == int(m1.iteration) + 1 == 2
 
 
-# Continuous latent planning (icem, mppi on Pendulum) runs in tests/test_contract.py's sweeps.
-@pytest.mark.parametrize("env_id,controller", [("CartPole-v1", "discrete_cem"), ("CartPole-v1", "mcts")])
+# Continuous latent planning (mppi on Pendulum) runs in tests/test_contract.py's sweeps; the
+# discrete CEM case is `slow` (discrete latent planning stays in the default run via mcts).
+@pytest.mark.parametrize("env_id,controller", [pytest.param("CartPole-v1", "discrete_cem", marks=pytest.mark.slow),
+                                               ("CartPole-v1", "mcts")])
 def test_latent_planning_controller_runs(env_id, controller):
     if controller == "mcts":
         pytest.importorskip("mctx", reason="tree search needs the mctx extra: pip install 'jaxmbrl[mctx]'")
@@ -89,6 +96,9 @@ def test_continuous_actions_with_the_actor():
     assert (np.abs(actions) <= 2.0).all() and np.isfinite(metrics.actor_loss[1])
 
 
+# A whole Dreamer compile for the encoder swap; the CNN itself is tested in
+# tests/test_rssm.py (shapes, MinAtar-sized observations), so this one is `slow`.
+@pytest.mark.slow
 def test_minatar_with_the_cnn_encoder_runs():
     cfg = dreamer.Config.tiny(env_id="Breakout-MinAtar", num_iterations=2, steps_per_iteration=8)
     train = dreamer.make_train(cfg)

@@ -13,6 +13,11 @@ UP, DOWN, RIGHT, LEFT = range(4)
 WALLS = {(1, 2), (2, 2), (3, 2), (4, 5), (0, 7), (1, 7), (2, 7)}
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("dyna_maze_env")
+
+
 @pytest.fixture(scope="module")
 def maze():
     env, params, spec = envs.make("DynaMaze")

@@ -34,6 +34,11 @@ _PROBE = textwrap.dedent(
 )
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("import_time")
+
+
 @pytest.fixture(scope="module")
 def probe():
     code = _PROBE.format(heavy=HEAVY)

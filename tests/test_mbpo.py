@@ -53,6 +53,11 @@ def test_rollout_length_schedule():
     assert ks == [1, 1, 2, 3, 4, 5, 5]
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("mbpo")
+
+
 @pytest.fixture(scope="module")
 def tiny():
     cfg = mbpo.Config.tiny()

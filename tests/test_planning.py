@@ -267,7 +267,9 @@ SWEEP = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+# pUCT shares all of mcts's wrapper but its selection; its case is `slow` for the suite's time.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "mcts_puct" else n
+                                  for n in sorted(SMALL)])
 def test_jit_plan_compiles_once_and_vmap_matches_single_calls(name):
     env_id = SMALL[name][0]
     planner, env_params = _small_planner(name)

@@ -38,6 +38,11 @@ def _snapshot(folder):
             for r, _, files in os.walk(folder) for f in files if f != _files.LOCK_NAME}
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("reliability")
+
+
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     """A finished tiny run (3 iterations: warm-up + 2 chunks, checkpoints 1 and 2)."""

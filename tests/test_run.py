@@ -24,6 +24,11 @@ def _leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(state)]
 
 
+# The module fixture below is built once: `make test` (--dist loadgroup) keeps this
+# file's tests on one worker.
+pytestmark = pytest.mark.xdist_group("run")
+
+
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("runs") / "straight")
