@@ -130,6 +130,9 @@ print(json.dumps({"devices": len(leaf.sharding.device_set), "count": jax.device_
 """
 
 
+# Two subprocesses that each compile PETS (one of them partitioned over 4 devices): ~50 s,
+# the suite's largest single test, so it is `slow` (`make test-slow` runs it).
+@pytest.mark.slow
 def test_sweep_is_sharded_over_four_devices_and_matches_one_device(tmp_path):
     results = {}
     for n in (4, 1):
