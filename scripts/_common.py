@@ -180,3 +180,15 @@ def parse_sets(items):
 def plain_config(config) -> dict:
     """A Config's fields as JSON-ready values (env_kwargs is a frozen mapping)."""
     return {k: dict(v) if hasattr(v, "items") else v for k, v in vars(config).items()}
+
+
+def print_eval_table(steps, evals):
+    """Prints a markdown table of evaluation returns [seeds, iterations] against env steps,
+    skipping iterations without an evaluation (NaN: the random warm-up)."""
+    import numpy as np
+
+    print("| env steps | mean eval return | min | max |")
+    print("|---:|---:|---:|---:|")
+    for i, n in enumerate(steps):
+        if np.isfinite(evals[:, i]).all():
+            print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |")

@@ -58,11 +58,7 @@ def main(doc=__doc__, env="CartPole-v1", seeds=3, target=475.0, max_minutes=0.0,
         "compile_and_first_iteration_s": round(compile_s, 1),
     }
     print(f"machine: {result['machine']}; {wall:.0f} s wall, {int(steps[-1])} env steps")
-    print("| env steps | mean eval return | min | max |")
-    print("|---:|---:|---:|---:|")
-    for i, n in enumerate(steps):
-        if np.isfinite(evals[:, i]).all():
-            print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |")
+    _common.print_eval_table(steps, evals)
     print(json.dumps({k: v for k, v in result.items() if k not in ("eval_return", "env_steps")}, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -58,11 +58,7 @@ def main():
         "compile_and_first_iteration_s": round(compile_s, 1),
     }
     print(f"machine: {result['machine']}; {wall:.0f} s wall for {args.seeds} seeds")
-    print("| env steps | mean eval return | min | max |")
-    print("|---:|---:|---:|---:|")
-    for i, n in enumerate(steps):
-        if np.isfinite(evals[:, i]).all():
-            print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |")
+    _common.print_eval_table(steps, evals)
     print(json.dumps({k: v for k, v in result.items() if k.startswith("env_steps_to") or k.startswith("wall")}))
     if args.json:
         with open(args.json, "w") as f:

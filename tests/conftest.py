@@ -33,14 +33,17 @@ def pendulum_data():
     return spec, flat(collect(jax.random.PRNGKey(0), 1000)), flat(collect(jax.random.PRNGKey(1), 200))
 
 
-def _run_by_steps(train, num_iterations, keys, hp):
-    """jit(vmap(init)), then jit(vmap(step)) once per learning iteration, as the runner and
-    the scripts call them: (init state, final state, Metrics [seeds, num_iterations], the
-    jitted step). One compiled step serves a module's run, repeat and compile-once tests."""
+def _run_by_steps(train, config, num_seeds=2):
+    """Runs `config` for `num_seeds` seeds (keys split from PRNGKey(0), default hparams) as
+    the runner and the scripts do: jit(vmap(init)), then jit(vmap(step)) once per learning
+    iteration. Returns (init state, final state, Metrics [seeds, num_iterations], the jitted
+    step): one compiled step serves a module's run, repeat and compile-once tests."""
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    hp = jax.tree.map(lambda x: jax.numpy.full((num_seeds,), x, jax.numpy.float32), config.hparams())
     init, step = jax.jit(jax.vmap(train.init)), jax.jit(jax.vmap(train.step))
     first = init(keys, hp)
     state, rows = first, [first.warmup]
-    for _ in range(num_iterations - jax.tree.leaves(first.warmup)[0].shape[1]):
+    for _ in range(config.num_iterations - config.warmup_iterations):
         state, metrics = step(state)
         rows.append(jax.tree.map(lambda x: x[:, None], metrics))
     return first, state, jax.tree.map(lambda *xs: jax.numpy.concatenate(xs, 1), *rows), step

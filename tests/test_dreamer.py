@@ -18,12 +18,10 @@ pytestmark = pytest.mark.xdist_group("dreamer")
 @pytest.fixture(scope="module")
 def tiny(run_by_steps):
     """Config.tiny(), run for 2 seeds by one compiled vmapped step (shared by the tests
-    below): (cfg, train, keys, hp, (first state, final state, Metrics [2, 3], step))."""
+    below): (cfg, train, (first state, final state, Metrics [2, 3], step))."""
     cfg = dreamer.Config.tiny()
     train = dreamer.make_train(cfg)
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    hp = jax.tree.map(lambda h: jnp.full((2,), h, jnp.float32), cfg.hparams())
-    return cfg, train, keys, hp, run_by_steps(train, cfg.num_iterations, keys, hp)
+    return cfg, train, run_by_steps(train, cfg)
 
 
 def test_sequences_come_from_one_env_in_order_and_start_fresh():
@@ -43,8 +41,8 @@ def test_sequences_come_from_one_env_in_order_and_start_fresh():
 
 
 def test_tiny_runs_end_to_end_vmapped_seeds_differ_and_repeat(tiny, run_by_steps):
-    cfg, train, keys, hp, (_, state, metrics, _) = tiny
-    again = run_by_steps(train, cfg.num_iterations, keys, hp)[2]
+    cfg, train, (_, state, metrics, _) = tiny
+    again = run_by_steps(train, cfg)[2]
     jax.tree.map(np.testing.assert_array_equal, metrics, again)
     np.testing.assert_array_equal(metrics.iteration, [[0, 1, 2]] * 2)
     np.testing.assert_array_equal(metrics.env_steps, [[32, 64, 96]] * 2)
@@ -62,7 +60,7 @@ def test_tiny_runs_end_to_end_vmapped_seeds_differ_and_repeat(tiny, run_by_steps
 
 
 def test_step_compiles_once(tiny):
-    cfg, _, _, _, (_, _, metrics, step) = tiny
+    cfg, _, (_, _, metrics, step) = tiny
     assert cfg.num_iterations - cfg.warmup_iterations >= 2  # the fixture called it at least twice
     assert step._cache_size() == 1
     np.testing.assert_array_equal(metrics.iteration[0], [0, 1, 2])

@@ -70,20 +70,18 @@ pytestmark = pytest.mark.xdist_group("muzero")
 def tiny_runs(run_by_steps):
     cfg = muzero.Config.tiny()
     train = muzero.make_train(cfg)
-    keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
-    hp = jax.tree.map(lambda x: jnp.full((2,), x, jnp.float32), cfg.hparams())
-    return cfg, train, keys, hp, run_by_steps(train, cfg.num_iterations, keys, hp)
+    return cfg, train, run_by_steps(train, cfg)
 
 
 def test_tiny_run_vmapped_over_seeds_differs_by_seed_and_repeats_exactly(tiny_runs, run_by_steps):
-    cfg, train, keys, hp, (_, state, metrics, _) = tiny_runs
+    cfg, train, (_, state, metrics, _) = tiny_runs
     assert metrics.iteration.shape == (2, cfg.num_iterations)
     np.testing.assert_array_equal(metrics.env_steps[0], [32, 64, 96])
     learned = np.asarray(metrics.loss[:, cfg.warmup_iterations:])
     assert np.isfinite(learned).all() and np.isnan(np.asarray(metrics.loss[:, 0])).all()
     assert np.isfinite(np.asarray(metrics.eval_return[:, 1:])).all()
     assert not np.allclose(learned[0], learned[1])
-    again = run_by_steps(train, cfg.num_iterations, keys, hp)[2]
+    again = run_by_steps(train, cfg)[2]
     for a, b in zip(jax.tree.leaves(metrics), jax.tree.leaves(again)):
         np.testing.assert_array_equal(a, b)
     # The replay holds the searches' policies: distributions over the two actions.
@@ -92,7 +90,7 @@ def test_tiny_run_vmapped_over_seeds_differs_by_seed_and_repeats_exactly(tiny_ru
 
 
 def test_step_compiles_once(tiny_runs):
-    cfg, _, _, _, (first, state, metrics, step) = tiny_runs
+    cfg, _, (first, state, metrics, step) = tiny_runs
     assert cfg.num_iterations - cfg.warmup_iterations >= 2  # the fixture called it at least twice
     assert step._cache_size() == 1
     np.testing.assert_array_equal(np.diff(metrics.iteration[0]), 1)
