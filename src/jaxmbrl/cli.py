@@ -49,6 +49,7 @@ def _common_run_args(p):
     p.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (extra)")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (extra; WANDB_MODE=offline works)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +93,8 @@ def _options(args, resume=False):
     from jaxmbrl.run import RunOptions
 
     return RunOptions(seeds=args.seeds, seed=args.seed, chunk=args.chunk, checkpoint_every=args.checkpoint_every,
-                      resume=resume, progress=not args.no_progress, tensorboard=args.tensorboard)
+                      resume=resume, progress=not args.no_progress, tensorboard=args.tensorboard,
+                      wandb=args.wandb)
 
 
 def _train(args):

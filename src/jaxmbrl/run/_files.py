@@ -22,7 +22,7 @@ LOCK_NAME = ".lock"
 # to write into (it may be a user's project folder).
 RUN_FILES = frozenset({
     LOCK_NAME, "config.json", "metrics.jsonl", "metrics.csv", "summary.json", "learning_curve.png",
-    "checkpoints", "checkpoints_rejected", "tensorboard", "model_error.png", "model_error.json",
+    "checkpoints", "checkpoints_rejected", "tensorboard", "wandb", "wandb_id.txt", "model_error.png", "model_error.json",
     "summary.csv", "summary.md", "sweep_summary.json", "sweep.png", "sweep.json",
     "metrics.jsonl.bak", "metrics.csv.bak",
 })

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.run import _checkpoint, _config, _files
+from jaxmbrl.run import _checkpoint, _config, _files, _trackers
 from jaxmbrl.run._config import UsageError
 
 # Exit statuses of `jaxmbrl train`/`sweep` (docs/RELIABILITY.md).
@@ -39,6 +39,7 @@ class RunOptions:
     resume: bool = False
     progress: bool = True
     tensorboard: bool = False
+    wandb: Optional[str] = None  # a W&B project: also log to Weights & Biases
     stop_after_chunks: Optional[int] = None  # stop early (as if interrupted), for tests
 
 
@@ -337,13 +338,6 @@ def _make_train(algo, config, hparams_points):
         raise
 
 
-def _require_tensorboard() -> None:
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:
-        raise UsageError("--tensorboard needs tensorboardX: pip install 'jaxmbrl[tensorboard]'.") from None
-
-
 def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
         options: RunOptions, point_labels: Optional[Sequence[str]] = None) -> RunResult:
     """Runs `len(hparams_points) x options.seeds` runs of one config as one program.
@@ -357,8 +351,7 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
     points, seeds = len(hparams_points), options.seeds
     if seeds < 1 or options.chunk < 1:
         raise UsageError("--seeds and --chunk must be >= 1.")
-    if options.tensorboard:
-        _require_tensorboard()
+    _trackers.require(options.tensorboard, options.wandb)
     _check_state_memory(train, hparams_points, points * seeds)
     meta = {
         "algorithm": algo_name,
@@ -470,7 +463,10 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
         if warm is not None:
             rows = _rows({k: v[:, :batch] for k, v in warm.items()}, points, seeds)
             logs.append(rows)
-    tb = _tensorboard(out_dir) if options.tensorboard else None
+    trackers = _trackers.open_trackers(out_dir, options.tensorboard, options.wandb, meta, resuming)
+    if not resuming:
+        for tracker in trackers:
+            tracker.log(rows)  # the warm-up iterations
 
     bar = _progress(options.progress, total=config.num_iterations, initial=done_warmup + step_iters,
                     desc=f"{algo_name} {getattr(config, 'env_id', '')}")
@@ -494,8 +490,8 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
             new_rows = _rows({k: v[:, :batch] for k, v in metrics.items()}, points, seeds, diverged)
             rows += new_rows
             logs.append(new_rows)
-            if tb is not None:
-                _tb_write(tb, new_rows)
+            for tracker in trackers:
+                tracker.log(new_rows)
             if first is not None:
                 # The diverged state is not checkpointed: the last finite one stays.
                 divergence = _divergence_message(first, seeds, labels, done_warmup + step_iters + length - 1,
@@ -525,6 +521,8 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
             if stop_reason:
                 break
     bar.close()
+    for tracker in trackers:
+        tracker.close()
     completed = divergence is None and step_iters >= total_steps  # a stop on the last chunk still finished
     status = "diverged" if divergence else ("completed" if completed else "interrupted")
     session = {
@@ -644,19 +642,3 @@ def _progress(enabled: bool, **kwargs):
     from tqdm import tqdm
 
     return tqdm(disable=not enabled, unit="iter", file=sys.stderr, **kwargs)
-
-
-def _tensorboard(out_dir: str):
-    _require_tensorboard()
-    from tensorboardX import SummaryWriter
-
-    return SummaryWriter(os.path.join(out_dir, "tensorboard"))
-
-
-def _tb_write(writer, rows):
-    for row in rows:
-        tag = f"p{row['point']}_s{row['seed']}"
-        for k, v in row.items():
-            if k not in ("point", "seed", "iteration") and isinstance(v, (int, float)):
-                writer.add_scalar(f"{k}/{tag}", v, row["iteration"])
-    writer.flush()
