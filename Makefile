@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow clean
+.PHONY: demo test test-slow docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The API reference, from the docstrings (mkdocs + mkdocstrings); built into a temporary
+# folder, committed nowhere. Strict: any warning fails the build.
+SITE ?= $(or $(TMPDIR),/tmp)/jaxmbrl-site
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir $(SITE)
+	@echo "API reference: $(SITE)/index.html"
 
 clean:
 	rm -rf $(VENV) runs

@@ -98,6 +98,8 @@ class ActorCriticHParams(NamedTuple):
 
 
 class ActorCriticState(NamedTuple):
+    """The learner's parameters, optimiser states and running return scale (one agent, unbatched)."""
+
     actor_params: Params
     critic_params: Params
     slow_critic_params: Params

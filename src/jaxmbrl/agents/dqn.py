@@ -82,6 +82,8 @@ class DQNState(NamedTuple):
 
 
 class UpdateInfo(NamedTuple):
+    """Scalars of one DQN update, for logging."""
+
     loss: Array  # [] mean Huber loss of the batch
     q_mean: Array  # [] mean Q(s, a) of the batch
     td_abs: Array  # [] mean |target - Q(s, a)|

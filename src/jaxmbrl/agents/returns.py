@@ -47,6 +47,7 @@ class ReturnScale(NamedTuple):
 
 
 def return_scale_init() -> ReturnScale:
+    """Percentiles at zero: the first update sets them (the scale is floored at 1 anyway)."""
     return ReturnScale(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
 
 

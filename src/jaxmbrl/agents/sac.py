@@ -121,6 +121,8 @@ class SACState(NamedTuple):
 
 
 class UpdateInfo(NamedTuple):
+    """Scalars of one SAC update, for logging."""
+
     critic_loss: Array  # [] mean over twins and batch
     actor_loss: Array  # []
     alpha_loss: Array  # []

@@ -24,6 +24,7 @@ def register_algorithm(name: str, module: str, summary: str = "") -> None:
 
 
 def algorithm_names() -> Tuple[str, ...]:
+    """The registered algorithms' names, in registration order (`jaxmbrl train NAME`)."""
     return tuple(_REGISTRY)
 
 

@@ -104,6 +104,8 @@ class ModelState(NamedTuple):
 
 
 class FitInfo(NamedTuple):
+    """What one `fit` did: losses per epoch, held-out error per member, early stopping, split sizes."""
+
     train_loss: Array  # [epochs] mean minibatch loss (NaN after every member stopped)
     holdout_mse: Array  # [epochs, E] normalised-target MSE on the held-out split
     best_holdout_mse: Array  # [E] at the kept parameters
@@ -491,6 +493,8 @@ def _to_env_units(cfg: EnsembleConfig, mstate: ModelState, obs, mean, logvar, te
 
 
 class EvalMetrics(NamedTuple):
+    """One-step accuracy of every member on given transitions (`evaluate`)."""
+
     obs_delta_mse: Array  # [E] on the normalised observation delta (unit variance scale)
     nll: Array  # [E] Gaussian NLL per target dim, normalised units, with the log(2 pi) term
     mean_nll: Array  # scalar: NLL of the elites' mixture-free average (ensemble mean, pooled var)

@@ -13,6 +13,8 @@ _MIN_STD = 1e-6
 
 
 class Normaliser(NamedTuple):
+    """Per-feature mean and standard deviation, fit on training rows (`fit_normaliser`)."""
+
     mean: Array  # [F]
     std: Array  # [F]
 
@@ -32,8 +34,10 @@ def fit_normaliser(x: Array, mask: Array) -> Normaliser:
 
 
 def normalise(norm: Normaliser, x: Array) -> Array:
+    """`(x - mean) / std` over the last axis: x [..., F]."""
     return (x - norm.mean) / norm.std
 
 
 def denormalise(norm: Normaliser, x: Array) -> Array:
+    """The inverse of `normalise`: `x * std + mean`, x [..., F]."""
     return x * norm.std + norm.mean

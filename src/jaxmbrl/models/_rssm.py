@@ -257,7 +257,7 @@ def make_rssm(obs_shape, action_dim: int, *, discrete_actions: bool, deter_size:
     """Builds an RSSM world model for observations `obs_shape` and `action_dim` actions.
 
     Raises:
-      ValueError naming the bad setting.
+      ValueError: naming the bad setting.
     """
     cfg = RSSMConfig(tuple(int(d) for d in obs_shape), int(action_dim), bool(discrete_actions), deter_size,
                      stoch_size, classes, hidden_size, mlp_layers, encoder, cnn_depth, float(unimix))

@@ -74,8 +74,8 @@ def register_planner(name: str, factory: Callable[..., Planner], hparams_cls: ty
       replace: allow replacing an existing entry of the same name.
 
     Raises:
-      ValueError for a taken name, a malformed HParams class or ranges, or defaults
-      outside their ranges.
+      ValueError: for a taken name, a malformed HParams class or ranges, or defaults
+        outside their ranges.
     """
     if not isinstance(name, str) or not name or name == "auto":
         raise ValueError(f"register_planner: name must be a non-empty string other than 'auto', got {name!r}")
@@ -166,7 +166,7 @@ def resolve_planner(name: str, spec, env_id: str = "") -> str:
     """The planner `name` stands for in an env of `spec` ("auto": CEM of the right kind).
 
     Raises:
-      ValueError for an unknown name or one that does not fit the action space.
+      ValueError: for an unknown name or one that does not fit the action space.
     """
     env = env_id or spec.env_id
     names = ("auto",) + planner_names()
@@ -198,8 +198,8 @@ def make_planner(name: str, model_fn, spec, *, horizon: int, num_samples: int, n
     planners that do not use them (random shooting; MPPI has no elites).
 
     Raises:
-      ValueError for an unknown planner, one that does not fit the action space, a
-      `value_fn`/`proposal` the planner does not take, or invalid settings.
+      ValueError: for an unknown planner, one that does not fit the action space, a
+        `value_fn`/`proposal` the planner does not take, or invalid settings.
     """
     name = resolve_planner(name, spec)
     entry = _REGISTRY[name]

@@ -156,8 +156,8 @@ def mcts_search(model_fn: ModelFn, spec, *, num_simulations: int, horizon: int, 
         (Gumbel; at most num_actions).
 
     Raises:
-      ValueError for a continuous action space or invalid settings;
-      MissingExtraError when mctx is not installed.
+      ValueError: for a continuous action space or invalid settings.
+      MissingExtraError: when mctx is not installed.
     """
     name = "mcts"
     if selection not in SELECTIONS:

@@ -219,6 +219,11 @@ class Metrics(NamedTuple):
 
 
 class State(NamedTuple):
+    """Everything a Dreamer run carries between iterations (one seed; the runner vmaps it).
+
+    A checkpoint is this pytree; `env_steps` counts the env steps taken so far.
+    """
+
     key: PRNGKey
     hparams: HParams
     env_state: Any  # gymnax state [B, ...]
