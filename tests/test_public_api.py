@@ -7,7 +7,7 @@ import jaxmbrl
 SUBPACKAGES = [
     "envs", "buffers", "models", "planning", "agents", "agents.dqn", "agents.sac", "algorithms",
     "algorithms.pets", "algorithms.dyna", "algorithms.mbpo", "algorithms.dreamer", "agents.actor_critic",
-    "agents.returns", "testing", "run",
+    "agents.returns", "testing", "run", "exploration", "algorithms.muzero", "algorithms.tdmpc2",
 ]
 
 

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Transition", "agents", "algorithms", "buffers", "envs", "models", "planning", "testing", "types", "__version__"]
+__all__ = ["Transition", "agents", "algorithms", "buffers", "envs", "exploration", "models", "planning", "testing", "types",
+           "__version__"]
 
 # Subpackages load on first attribute access (PEP 562): `import jaxmbrl` (and so the
 # command line's --help) must not pay for gymnax, flax, optax and every algorithm.
-_SUBMODULES = frozenset({"agents", "algorithms", "buffers", "envs", "models", "planning", "run", "testing", "types"})
+_SUBMODULES = frozenset({"agents", "algorithms", "buffers", "envs", "exploration", "models", "planning", "run", "testing",
+                         "types"})
 
 if _TYPE_CHECKING:  # static analysers see the eager imports
-    from jaxmbrl import agents, algorithms, buffers, envs, models, planning, testing, types
+    from jaxmbrl import agents, algorithms, buffers, envs, exploration, models, planning, testing, types
     from jaxmbrl.types import Transition
 
 

@@ -60,6 +60,18 @@ def _dyna_maze(**kwargs):
     return DynaMaze(**kwargs)
 
 
+def _blocking_maze(**kwargs):
+    from jaxmbrl.envs._changing_maze import BlockingMaze
+
+    return BlockingMaze(**kwargs)
+
+
+def _shortcut_maze(**kwargs):
+    from jaxmbrl.envs._changing_maze import ShortcutMaze
+
+    return ShortcutMaze(**kwargs)
+
+
 def _point_mass(**kwargs):
     """The `jaxmbrl.testing` fixture env, reachable by id (CLI) without importing gymnax."""
     from jaxmbrl.testing._point_mass import PointMass
@@ -80,6 +92,8 @@ def _point_mass_reward(params):
 
 
 register("DynaMaze", _dyna_maze)
+register("BlockingMaze", _blocking_maze)
+register("ShortcutMaze", _shortcut_maze)
 # `jaxmbrl.testing` registers the same env again (eagerly) when imported.
 register("PointMass-jaxmbrl", _point_mass)
 register_known("PointMass-jaxmbrl", _point_mass_params, _point_mass_reward)

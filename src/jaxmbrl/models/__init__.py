@@ -5,8 +5,8 @@ of Dreamer.
 The model protocol
 ------------------
 PETS, MBPO and deep Dyna take any `Model` (`make_train(config, model=...)`): a
-NamedTuple of three pure functions over the model's own state pytree (jit, vmap and
-scan safe; every float setting arrives as a traced `ModelHParams`):
+NamedTuple of three pure functions over the model's own state pytree, and an optional
+fourth (jit, vmap and scan safe; every float setting arrives as a traced `ModelHParams`):
 
     init(key, example: Transition, hparams: ModelHParams) -> state
         `example` is one unbatched transition (shapes and dtypes only).
@@ -14,6 +14,8 @@ scan safe; every float setting arrives as a traced `ModelHParams`):
         learns from the filled part of a replay buffer of `Transition`s [C, ...].
     step(key, state, obs [N, *obs_shape], action [N] int32 or [N, A])
         -> (next_obs [N, *obs_shape], reward [N] float32, terminated [N] bool)
+    member_means(state, obs [N, ...], action [N, ...]) -> [K, N, D]   (optional)
+        the K members' predicted next-observation means, for disagreement bonuses.
 
 `ModelHParams(learning_rate (0, inf), weight_decay [0, inf), holdout_ratio [0, 1))`;
 a model reads the ones it needs. `ModelFitInfo(train_loss [], holdout_mse [])` are
@@ -77,7 +79,7 @@ from jaxmbrl.models._tdmpc2 import TDMPC2Model, TDMPC2NetConfig, consistency_los
 from jaxmbrl.models._normaliser import Normaliser, denormalise, fit_normaliser, normalise
 from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
 from jaxmbrl.models._propagation import EnsembleModelFn, as_model_fn
-from jaxmbrl.models._step import ASSIGNMENTS, ensemble_step, fixed_groups, sample_prediction
+from jaxmbrl.models._step import ASSIGNMENTS, ensemble_step, fixed_groups, member_means, sample_prediction
 from jaxmbrl.models._rssm import (
     RSSM,
     KLTerms,
@@ -164,6 +166,7 @@ __all__ = [
     "make_rssm",
     "make_tdmpc2_model",
     "member_losses",
+    "member_means",
     "model_inputs",
     "model_targets",
     "normalise",

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxmbrl.models._ensemble import Ensemble, ModelState, fit, init_model
 from jaxmbrl.models._optim import set_hyperparams
-from jaxmbrl.models._step import ensemble_step, sample_prediction
+from jaxmbrl.models._step import ensemble_step, member_means, sample_prediction
 from jaxmbrl.types import Array, PRNGKey, PyTree, Range, RewardFn, TerminationFn, Transition
 
 PROPAGATIONS = ("ts1", "tsinf", "expectation")
@@ -56,11 +56,16 @@ class Model(NamedTuple):
         the filled part of a `buffers.BufferState` of `Transition`s [C, ...].
       step: `step(key, state, obs [N, *obs_shape], action [N] int32 or [N, A]) ->
         (next_obs [N, *obs_shape], reward [N] float32, terminated [N] bool)`.
+      member_means: optional `member_means(state, obs [N, ...], action [N, ...]) ->
+        [K, N, D] float32`, each of K members' predicted mean of the next observation
+        (in any fixed units); what an ensemble-disagreement bonus needs (MBPO's
+        `exploration="disagreement"`). None: the model has no members.
     """
 
     init: Callable[[PRNGKey, Transition, ModelHParams], Any]
     fit: Callable[[PRNGKey, Any, Any, ModelHParams], Tuple[Any, ModelFitInfo]]
     step: Callable[[PRNGKey, Any, Array, Array], Tuple[Array, Array, Array]]
+    member_means: Optional[Callable[[Any, Array, Array], Array]] = None
 
 
 def ensemble_model(
@@ -88,7 +93,7 @@ def ensemble_model(
       epochs, batch_size, patience, max_holdout: `fit`'s static settings.
 
     `init` and `fit` write `hparams.learning_rate` and `weight_decay` into the optimiser
-    state; `fit` reports the last trained epoch's mean minibatch loss and the elites'
+    state; `member_means` is `models.member_means` (the elites'); `fit` reports the last trained epoch's mean minibatch loss and the elites'
     mean held-out MSE (normalised targets).
     """
     cfg = ens.config
@@ -124,7 +129,10 @@ def ensemble_model(
         return sample_prediction(cfg, key, pred, obs, action, sample=sample, reward_fn=reward_fn,
                                  termination_fn=termination_fn)
 
-    return Model(init, fit_model, step)
+    def means(mstate: ModelState, obs: Array, action: Array) -> Array:
+        return member_means(ens, mstate, obs, action)
+
+    return Model(init, fit_model, step, means)
 
 
 class ModelStepFn:

@@ -159,3 +159,24 @@ def sample_prediction(
         terminated = jnp.zeros((n,), jnp.bool_)
     reward = jnp.asarray(reward, jnp.float32).reshape((n,))
     return next_obs, reward, jnp.asarray(terminated, jnp.bool_).reshape((n,))
+
+
+def member_means(ens: Ensemble, mstate: ModelState, obs: Array, action: Array) -> Array:
+    """Every elite's predicted next-observation mean for every row: [K, N, obs_dim] float32.
+
+    In the model's normalised units: the normalised delta `(next_obs - obs - mu) / std`,
+    which differs from `next_obs / std` by an offset shared by all members. Its spread
+    over members is that of the next-observation means with each dimension divided by
+    its target std, so a disagreement (`exploration.disagreement`) weighs every
+    dimension alike (MountainCar's velocity varies 20 times less than its position).
+    Means, not samples: nothing is drawn and no key is needed.
+
+    Args:
+      obs: [N, *obs_shape]; action: [N] int32 (discrete) or [N, A].
+    """
+    cfg = ens.config
+    k, o = cfg.num_elites, cfg.obs_dim
+    elite_params = jax.tree.map(lambda p: p[mstate.elites], mstate.params)
+    x = normalise(mstate.input_norm, model_inputs(cfg, obs, action))
+    mean, _, _ = ens.apply(elite_params, jnp.broadcast_to(x, (k,) + x.shape))  # [K, N, D] normalised
+    return mean[..., :o].astype(jnp.float32)

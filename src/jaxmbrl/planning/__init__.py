@@ -21,6 +21,8 @@ Trajectories are scored by `trajectory_return` (one candidate), or all at once b
 `population_return` when the model offers `over_population` (every learned model does),
 both with an optional terminal `value_fn(params, obs)`; a `proposal(key, params, obs)` policy prior contributes
 `num_proposals` rolled-out sequences (`proposal_sequences`) to every population.
+`optimistic(model_fn, num_members)` makes every such planner rank candidates by a UCB of
+their return over ensemble members (TSinf), with the optimism passed in `model_params`.
 Tree search (`mcts`, `mcts_search`: mctx's Gumbel MuZero or pUCT over the same
 `model_fn`, leaves valued by a `value_fn` or by random rollouts) is registered as "mcts"
 and "mcts_puct" for discrete actions. Planners are found by name through one registry (`register_planner`, `make_planner`,
@@ -38,6 +40,7 @@ from jaxmbrl.planning._base import (
     particle_step_fn,
     population_return,
     proposal_sequences,
+    score_particles,
     shift,
     trajectory_return,
 )
@@ -51,6 +54,7 @@ from jaxmbrl.planning._by_name import (
     register_planner,
     resolve_planner,
 )
+from jaxmbrl.planning._optimistic import OptimisticModelFn, OptimisticParams, optimistic
 from jaxmbrl.planning._continuous import (
     CEMHParams,
     ICEMHParams,
@@ -97,6 +101,8 @@ __all__ = [
     "PlannerEntry",
     "PUCTHParams",
     "PlannerState",
+    "OptimisticModelFn",
+    "OptimisticParams",
     "PriorFn",
     "ProposalFn",
     "RandomShootingHParams",
@@ -115,6 +121,7 @@ __all__ = [
     "mcts_search",
     "mppi",
     "mppi_elites",
+    "optimistic",
     "particle_step_fn",
     "population_return",
     "planner_float_fields",
@@ -124,6 +131,7 @@ __all__ = [
     "random_shooting",
     "register_planner",
     "resolve_planner",
+    "score_particles",
     "shift",
     "trajectory_return",
 ]

@@ -160,12 +160,24 @@ def trajectory_return(
 
     Returns:
       float32 scalar: `mean_p [sum_t discount**t * alive_{p,t} * r_{p,t}
-      + discount**H * alive_{p,H} * V(s_{p,H})]`.
+      + discount**H * alive_{p,H} * V(s_{p,H})]` (a model with `score_particles`,
+      e.g. `planning.optimistic`, replaces the mean over p: see `score_particles`).
     """
     obs = jax.tree.map(lambda x: jnp.broadcast_to(_strong(x), (num_particles,) + jnp.shape(x)), obs)
     per_particle = _particle_returns(particle_step_fn(model_fn), params, key, obs, actions, discount, value_fn,
                                      (num_particles,))
-    return per_particle.mean()
+    return score_particles(model_fn, params, per_particle)
+
+
+def score_particles(model_fn: ModelFn, params: Params, returns: Array) -> Array:
+    """A candidate's score from its particles' returns: [P, ...] -> [...].
+
+    The mean over particles, unless the model scores them itself through a
+    `score_particles(params, returns)` method (`planning.optimistic`: a UCB over
+    ensemble members).
+    """
+    own = getattr(model_fn, "score_particles", None)
+    return returns.mean(0) if own is None else own(params, returns)
 
 
 def _particle_returns(step_fn: Callable, params: Params, key: PRNGKey, state: PyTree, actions: Array,
@@ -254,7 +266,7 @@ def population_return(
     state = jax.tree.map(lambda x: jnp.broadcast_to(_strong(x), (num_particles, n) + jnp.shape(x)), obs)
     per_particle = _particle_returns(model_fn.over_population, params, key, state,
                                      jnp.swapaxes(candidates, 0, 1), discount, value_fn, (num_particles, n))
-    return per_particle.mean(0)
+    return score_particles(model_fn, params, per_particle)
 
 
 def shift(sequence: Array, last: Array) -> Array:

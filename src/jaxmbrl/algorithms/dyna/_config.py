@@ -21,6 +21,7 @@ from jaxmbrl.types import Array, PRNGKey
 
 MODES = ("tabular", "deep")
 PLANNING_POLICIES = ("epsilon_greedy", "uniform")
+EXPLORATIONS = ("epsilon_greedy", "ucb")
 TERMINATIONS = ("learned", "known")
 
 
@@ -42,6 +43,11 @@ class HParams(NamedTuple):
     model_learning_rate: Any = 1e-3
     model_weight_decay: Any = 5e-5
     holdout_ratio: Any = 0.2
+    # Tabular only. kappa > 0 is Dyna-Q+ (Sutton & Barto section 8.3): planning rewards
+    # r + kappa * sqrt(steps since (s, a) was last tried), and planning also tries the
+    # never-taken actions of visited states (as returning to s with reward 0).
+    bonus_kappa: Any = 0.0
+    ucb_c: Any = 2.0  # Config.exploration="ucb": the width c of the confidence bonus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,9 @@ class Config(ConfigBase):
     # Exploration: linear from HParams.epsilon_start to HParams.epsilon over this many
     # env steps (counting deep mode's random warm-up); 0 keeps HParams.epsilon throughout.
     epsilon_decay_steps: int = 0
+    # Tabular action selection: "epsilon_greedy", or "ucb" (argmax Q(s, a) + c *
+    # sqrt(ln t / N(s, a)), untried actions first; t the run's env step, c HParams.ucb_c).
+    exploration: str = "epsilon_greedy"
     # --- deep mode: DQN ---
     policy_hidden_sizes: Tuple[int, ...] = (64, 64)  # the Q-network
     policy_batch_size: int = 64
@@ -143,6 +152,7 @@ class Config(ConfigBase):
 
     def _validate(self) -> None:
         self._choice("mode", MODES)
+        self._choice("exploration", EXPLORATIONS)
         positive = ("num_iterations", "steps_per_iteration", "max_episodes")
         if self.mode == "deep":
             positive += (
@@ -155,6 +165,11 @@ class Config(ConfigBase):
                    "planning_batch_size")
         if self.mode == "tabular":
             return
+        if self.exploration != "epsilon_greedy":
+            raise ValueError(
+                f"dyna.Config.exploration={self.exploration!r} is tabular only; deep mode explores "
+                f"epsilon-greedily (set exploration='epsilon_greedy' or mode='tabular')."
+            )
         self._widths("policy_hidden_sizes", "model_hidden_sizes")
         self._choice("model_activation", ACTIVATIONS)
         self._choice("model_compute_dtype", COMPUTE_DTYPES)
@@ -183,7 +198,7 @@ class Config(ConfigBase):
 
 Config.HPARAM_RANGES = {
     **MODEL_RANGES, "learning_rate": POSITIVE, "discount": UNIT, "epsilon": UNIT, "epsilon_start": UNIT,
-    "planning_steps": NON_NEGATIVE, "target_tau": RATE,
+    "planning_steps": NON_NEGATIVE, "target_tau": RATE, "bonus_kappa": NON_NEGATIVE, "ucb_c": NON_NEGATIVE,
 }
 
 

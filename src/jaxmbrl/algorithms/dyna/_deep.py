@@ -37,6 +37,8 @@ from jaxmbrl.types import Array, PRNGKey, TerminationFn, Transition
 
 
 class DeepState(NamedTuple):
+    """A deep Dyna-Q run between iterations: DQN agent, learned model, replay, one env (one seed)."""
+
     key: PRNGKey
     hparams: HParams
     env_state: Any  # gymnax state of the one env

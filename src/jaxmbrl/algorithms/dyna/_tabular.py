@@ -4,6 +4,19 @@ Every real step makes one Q-learning update, records the transition in a determi
 model table (the last outcome seen for each state-action pair), then makes n planning
 updates, each on a state-action pair drawn uniformly from those seen so far. Actions are
 epsilon-greedy with ties broken at random.
+
+Exploration from the model's uncertainty about time (section 8.3) and from counts
+(section 2.7):
+
+  * Dyna-Q+ (`HParams.bonus_kappa` = kappa > 0): the model also keeps the env step at
+    which each pair was last tried, and a planning update uses the reward
+    `r + kappa * sqrt(tau)`, tau the steps since then. Planning then draws a visited
+    state and any of its actions uniformly (the book's footnote): an action never tried
+    there is modelled as leading back to the same state with reward 0, and its tau counts
+    from the start of the run. kappa = 0 is plain Dyna-Q, update for update.
+  * `Config.exploration="ucb"`: the real action is `argmax_a Q(s, a) + c * sqrt(ln t /
+    N(s, a))` (`exploration.ucb_action`; t the 1-based env step, N the real tries, an
+    untried action first) instead of epsilon-greedy.
 """
 from __future__ import annotations
 
@@ -27,6 +40,7 @@ from jaxmbrl.algorithms.dyna._config import (
     num_planning_steps,
 )
 from jaxmbrl.envs._dyna_maze import state_index
+from jaxmbrl.exploration._bandit import ucb_action
 from jaxmbrl.types import Array, PRNGKey
 
 
@@ -41,9 +55,18 @@ class TabularModel(NamedTuple):
     # uniform draw over them costs one random integer instead of one per table cell.
     pairs: Array  # [S * A] int32; entries past num_seen are unused
     num_seen: Array  # [] int32
+    # Dyna-Q+ and UCB: the env step count (State.env_steps after the step) at which each
+    # pair was last tried (0: never), and how often.
+    last_tried: Array  # [S, A] int32
+    count: Array  # [S, A] int32
+    # Visited states in the order first visited, for Dyna-Q+'s uniform draw over them.
+    visited: Array  # [S] int32; entries past num_visited are unused
+    num_visited: Array  # [] int32
 
 
 class TabularState(NamedTuple):
+    """A tabular Dyna-Q run between iterations: Q table, deterministic model, one env (one seed)."""
+
     key: PRNGKey
     hparams: HParams
     env_state: Any  # gymnax state of the one env
@@ -82,14 +105,26 @@ def empty_model(num_states: int, num_actions: int) -> TabularModel:
         seen=jnp.zeros(shape, jnp.bool_),
         pairs=jnp.zeros((num_states * num_actions,), jnp.int32),
         num_seen=jnp.zeros((), jnp.int32),
+        last_tried=jnp.zeros(shape, jnp.int32),
+        count=jnp.zeros(shape, jnp.int32),
+        visited=jnp.zeros((num_states,), jnp.int32),
+        num_visited=jnp.zeros((), jnp.int32),
     )
 
 
-def record(model: TabularModel, s: Array, a: Array, reward: Array, next_s: Array, terminated: Array) -> TabularModel:
-    """Stores the latest outcome of `(s, a)` (the model is deterministic: last seen wins)."""
+def record(model: TabularModel, s: Array, a: Array, reward: Array, next_s: Array, terminated: Array,
+           step: Array = None) -> TabularModel:
+    """Stores the latest outcome of `(s, a)` (the model is deterministic: last seen wins).
+
+    `step` ([] int32, optional): the env step count at this try, kept in `last_tried`
+    for Dyna-Q+'s bonus (left as it was when not given).
+    """
     num_actions = model.seen.shape[1]
     new = ~model.seen[s, a]
     slot = jnp.where(new, model.num_seen, model.pairs.shape[0])  # past the end: no write
+    new_state = ~model.seen[s].any()
+    state_slot = jnp.where(new_state, model.num_visited, model.visited.shape[0])
+    last_tried = model.last_tried if step is None else model.last_tried.at[s, a].set(jnp.asarray(step, jnp.int32))
     return TabularModel(
         next_state=model.next_state.at[s, a].set(next_s),
         reward=model.reward.at[s, a].set(reward),
@@ -97,6 +132,10 @@ def record(model: TabularModel, s: Array, a: Array, reward: Array, next_s: Array
         seen=model.seen.at[s, a].set(True),
         pairs=model.pairs.at[slot].set(s * num_actions + a, mode="drop"),
         num_seen=model.num_seen + new.astype(jnp.int32),
+        last_tried=last_tried,
+        count=model.count.at[s, a].add(1),
+        visited=model.visited.at[state_slot].set(s, mode="drop"),
+        num_visited=model.num_visited + new_state.astype(jnp.int32),
     )
 
 
@@ -114,6 +153,50 @@ def replay_pair(q: Array, model: TabularModel, index: Array, alpha: Array, disco
     return q
 
 
+def simulate(model: TabularModel, s: Array, a: Array) -> Tuple[Array, Array, Array]:
+    """The model's `(next_state, reward, terminated)` for `(s, a)`; an untried pair stays
+    in `s` with reward 0 (Dyna-Q+'s initial model of untried actions)."""
+    seen = model.seen[s, a]
+    return (jnp.where(seen, model.next_state[s, a], s), jnp.where(seen, model.reward[s, a], 0.0),
+            model.terminated[s, a] & seen)
+
+
+def exploration_bonus(model: TabularModel, s: Array, a: Array, now: Array, kappa: Array) -> Array:
+    """[] float32 Dyna-Q+'s `kappa * sqrt(tau)`, tau = `now - last_tried[s, a]` env steps."""
+    tau = jnp.maximum(jnp.asarray(now, jnp.int32) - model.last_tried[s, a], 0).astype(jnp.float32)
+    return (kappa * jnp.sqrt(tau)).astype(jnp.float32)
+
+
+def bonus_planning_update(q: Array, model: TabularModel, s: Array, a: Array, alpha: Array, discount: Array,
+                          kappa: Array, now: Array) -> Array:
+    """One planning update on `(s, a)` with reward `r + kappa * sqrt(tau)` (Dyna-Q+).
+
+    With kappa = 0 on a tried pair this is exactly the plain update (`replay_pair`).
+    Args: q [S, A]; s, a, now: [] int32 (now: the env step count); alpha, discount, kappa: [].
+    """
+    next_s, reward, terminated = simulate(model, s, a)
+    q, _ = q_learning_update(q, s, a, reward + exploration_bonus(model, s, a, now, kappa), next_s,
+                             terminated, alpha, discount)
+    return q
+
+
+def planning_pairs(key: PRNGKey, model: TabularModel, num: int, plus: Array) -> Tuple[Array, Array]:
+    """`num` planning pairs `(s [num], a [num])`: drawn uniformly from the tried pairs, or,
+    where `plus` ([] bool, Dyna-Q+) holds, a uniform visited state and a uniform action.
+
+    The tried-pair draw uses `key` exactly as plain Dyna-Q always has, so kappa = 0 runs
+    repeat the old ones bit for bit.
+    """
+    num_actions = model.seen.shape[1]
+    picks = model.pairs[jax.random.randint(key, (num,), 0, model.num_seen)]
+    k_state, k_action = jax.random.split(jax.random.fold_in(key, 1))
+    states = model.visited[jax.random.randint(k_state, (num,), 0, jnp.maximum(model.num_visited, 1))]
+    actions = jax.random.randint(k_action, (num,), 0, num_actions, dtype=jnp.int32)
+    s = jnp.where(plus, states, picks // num_actions)
+    a = jnp.where(plus, actions, picks % num_actions)
+    return s, a
+
+
 def make_tabular(cfg: Config, env, env_params, spec: envs.EnvSpec, num_states: int) -> Train:
     num_actions = spec.num_actions
 
@@ -122,19 +205,25 @@ def make_tabular(cfg: Config, env, env_params, spec: envs.EnvSpec, num_states: i
         k_act, k_env, k_plan = jax.random.split(key, 3)
         epsilon = epsilon_schedule(hp.epsilon_start, hp.epsilon, cfg.epsilon_decay_steps)(state.env_steps)
         s = state_index(state.obs)
-        action = epsilon_greedy(k_act, state.q[s], epsilon)
+        now = state.env_steps + 1  # the env step count once this step is taken
+        if cfg.exploration == "ucb":
+            action = ucb_action(k_act, state.q[s], state.model.count[s], now, hp.ucb_c)
+        else:
+            action = epsilon_greedy(k_act, state.q[s], epsilon)
         transition, obs, env_state = envs.step(env, env_params, k_env, state.env_state, state.obs, action)
         next_s = state_index(transition.next_obs)
         q, td = q_learning_update(state.q, s, action, transition.reward, next_s, transition.terminated,
                                   hp.learning_rate, hp.discount)
-        model = record(state.model, s, action, transition.reward, next_s, transition.terminated)
+        model = record(state.model, s, action, transition.reward, next_s, transition.terminated, step=now)
         n = num_planning_steps(hp, cfg.max_planning_steps)
-        # All draws at once (one RNG call); the updates themselves are sequential.
-        picks = jax.random.randint(k_plan, (cfg.max_planning_steps,), 0, model.num_seen)
+        # All draws at once; the updates themselves are sequential. kappa is traced, so
+        # Dyna-Q and Dyna-Q+ lanes of one vmapped program each take their own draws.
+        plan_s, plan_a = planning_pairs(k_plan, model, cfg.max_planning_steps, hp.bonus_kappa > 0)
         # A loop with a traced trip count: under vmap over n it runs to the largest n
         # and masks the finished lanes, so one program serves every n.
         q = jax.lax.fori_loop(
-            0, n, lambda i, q: replay_pair(q, model, picks[i], hp.learning_rate, hp.discount), q
+            0, n, lambda i, q: bonus_planning_update(q, model, plan_s[i], plan_a[i], hp.learning_rate,
+                                                     hp.discount, hp.bonus_kappa, now), q
         )
         log, ended = log_step(state.episodes, transition.reward, transition.terminated | transition.truncated)
         state = state._replace(env_state=env_state, obs=obs, q=q, model=model, episodes=log,

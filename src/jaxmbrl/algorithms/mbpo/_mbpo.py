@@ -5,7 +5,11 @@ One iteration = `steps_per_iteration` vectorised env steps, a `lax.scan` over bl
 `rollouts_per_step * model_train_every * num_envs` k-step model rollouts from real
 states into the model buffer (replacing the oldest batch once `model_retain_blocks` are
 held), then steps the envs with the SAC policy, doing `policy_updates_per_step` SAC updates
-per step on batches that mix real and model data by `real_ratio`. The first
+per step on batches that mix real and model data by `real_ratio`. With
+`exploration="disagreement"` every imagined reward gains `intrinsic_reward` times the
+ensemble's disagreement at (s, a) (the variance over elites of their predicted next
+observations: Pathak et al. 2019), optionally decayed linearly to `intrinsic_reward_end`
+over `intrinsic_reward_decay_steps` env steps. The first
 `warmup_iterations` act uniformly at random without learning; `init` runs them, so
 every `step` is the same compiled iteration. After each iteration the greedy policy is
 evaluated on `num_eval_episodes` fresh episodes.
@@ -35,13 +39,17 @@ from jaxmbrl.algorithms._contract import (
 from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
 from jaxmbrl.algorithms.mbpo._rollout import (
     ModelBuffer,
+    bonus_rollout,
     branched_rollout,
     model_buffer_add,
     model_buffer_init,
     model_buffer_sample,
     rollout_length,
 )
-from jaxmbrl.types import Array, PRNGKey
+from jaxmbrl.exploration._uncertainty import linear_decay
+from jaxmbrl.types import Array, PRNGKey, Range
+
+EXPLORATIONS = ("none", "disagreement")
 
 
 class HParams(NamedTuple):
@@ -57,6 +65,10 @@ class HParams(NamedTuple):
     model_learning_rate: Any = 1e-3
     model_weight_decay: Any = 5e-5
     holdout_ratio: Any = 0.2
+    # Coefficient of the disagreement bonus in imagined rewards (exploration="disagreement");
+    # it decays linearly to intrinsic_reward_end over Config.intrinsic_reward_decay_steps.
+    intrinsic_reward: Any = 0.0
+    intrinsic_reward_end: Any = 0.0
 
     def sac(self) -> sac_lib.SACHParams:
         return sac_lib.SACHParams(self.actor_learning_rate, self.critic_learning_rate,
@@ -104,6 +116,12 @@ class Config(ConfigBase):
     max_holdout: int = 2000
     # Evaluation.
     num_eval_episodes: int = 5
+    # Exploration from model uncertainty. "disagreement" adds HParams.intrinsic_reward x
+    # the elites' disagreement to every imagined reward. A static switch, because the
+    # bonus evaluates every elite on every imagined row (K times a rollout's model work),
+    # which a traced coefficient of 0 could not skip under vmap.
+    exploration: str = "none"
+    intrinsic_reward_decay_steps: int = 0  # env steps; 0: a constant intrinsic_reward
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":
@@ -126,7 +144,9 @@ class Config(ConfigBase):
         self._ints(1, "num_envs", "num_iterations", "steps_per_iteration", "model_train_every",
                    "rollouts_per_step", "model_retain_blocks", "policy_updates_per_step", "policy_batch_size",
                    "num_members", "num_model_elites", "model_epochs", "model_batch_size", "num_eval_episodes")
-        self._ints(0, "warmup_iterations", "buffer_capacity", "model_patience", "max_holdout")
+        self._ints(0, "warmup_iterations", "buffer_capacity", "model_patience", "max_holdout",
+                   "intrinsic_reward_decay_steps")
+        self._choice("exploration", EXPLORATIONS)
         if not 1 <= self.warmup_iterations < self.num_iterations:
             raise ValueError(
                 f"mbpo.Config.warmup_iterations={self.warmup_iterations} must be >= 1 (the "
@@ -145,11 +165,31 @@ class Config(ConfigBase):
         self._choice("model_activation", models.ACTIVATIONS)
         self._choice("model_compute_dtype", models.COMPUTE_DTYPES)
 
+    def validate_hparams(self, hparams) -> None:
+        """Range checks, and a one-line refusal of a bonus the config would not add."""
+        super().validate_hparams(hparams)
+        _check_bonus(self, hparams)
+
 
 Config.HPARAM_RANGES = {
     **MODEL_RANGES, "real_ratio": UNIT, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
     "alpha_learning_rate": POSITIVE, "discount": UNIT, "target_tau": RATE, "init_alpha": POSITIVE,
+    # A negative bonus (pessimism, as MOPO's penalty) is allowed.
+    "intrinsic_reward": Range(), "intrinsic_reward_end": Range(),
 }
+
+
+def _check_bonus(cfg: Config, hp) -> None:
+    """Concrete nonzero intrinsic-reward coefficients need exploration="disagreement"."""
+    if cfg.exploration != "none":
+        return
+    import numpy as np
+
+    for name in ("intrinsic_reward", "intrinsic_reward_end"):
+        value = getattr(hp, name)
+        if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value, np.float64) != 0):
+            raise ValueError(f"mbpo: {name}={value} is only used with exploration='disagreement'; "
+                             f"set mbpo.Config(exploration='disagreement') or {name}=0")
 
 
 class Metrics(NamedTuple):
@@ -170,9 +210,17 @@ class Metrics(NamedTuple):
     alpha: Array  # temperature at the end of the iteration
     entropy: Array  # mean policy entropy estimate over the updates
     q_mean: Array
+    # Mean ensemble disagreement of the last block's valid imagined transitions (the
+    # bonus before its coefficient; NaN while exploring or with exploration="none").
+    model_disagreement: Array
 
 
 class State(NamedTuple):
+    """Everything a MBPO run carries between iterations (one seed; the runner vmaps it).
+
+    A checkpoint is this pytree; `env_steps` counts the env steps taken so far.
+    """
+
     key: PRNGKey
     hparams: HParams
     env_state: Any  # gymnax state [B, ...]
@@ -244,6 +292,11 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         raise ValueError(f"{spec.env_id} has no episode length; MBPO's evaluation needs one.")
     if model is None:
         model = default_model(cfg, spec, termination_or_never(spec.env_id, termination_fn))
+    if cfg.exploration == "disagreement" and getattr(model, "member_means", None) is None:
+        raise ValueError("mbpo: exploration='disagreement' needs a model with member_means (the ensemble "
+                         "has it; see models.Model); set exploration='none' for this model")
+    bonus_coefficient = lambda hp, count: linear_decay(  # noqa: E731
+        hp.intrinsic_reward, hp.intrinsic_reward_end, cfg.intrinsic_reward_decay_steps)(count)
     agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes)
     blocks = cfg.steps_per_iteration // cfg.model_train_every
     num_rollouts = cfg.rollouts_per_step * cfg.model_train_every * cfg.num_envs
@@ -327,12 +380,19 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         k = rollout_length(epoch, cfg.rollout_schedule)
         starts = buffers.sample(k_start, state.buffer, num_rollouts).obs
         policy = lambda key, obs: batch_act(key, state.agent, obs, False)
+        model_step = lambda kk, o, a: model.step(kk, model_state, o, a)  # noqa: E731
         with jax.named_scope("model_rollout"):
-            transitions, valid = branched_rollout(
-                k_roll, lambda kk, o, a: model.step(kk, model_state, o, a), policy, starts, k, max_k
-            )
+            if cfg.exploration == "disagreement":
+                transitions, valid, bonus = bonus_rollout(
+                    k_roll, model_step, lambda o, a: model.member_means(model_state, o, a),
+                    bonus_coefficient(hp, state.env_steps), policy, starts, k, max_k)
+                bonus = jnp.where(valid, bonus, 0.0).sum() / jnp.maximum(valid.sum(), 1)
+            else:
+                transitions, valid = branched_rollout(k_roll, model_step, policy, starts, k, max_k)
+                bonus = nan
         model_buffer = model_buffer_add(state.model_buffer, transitions, valid)
-        stats = (k, jnp.asarray(fit_info.train_loss, jnp.float32), jnp.asarray(fit_info.holdout_mse, jnp.float32))
+        stats = (k, jnp.asarray(fit_info.train_loss, jnp.float32), jnp.asarray(fit_info.holdout_mse, jnp.float32),
+                 bonus)
         return state._replace(key=key, model=model_state, model_buffer=model_buffer), stats
 
     def greedy_return(key, agent_state):
@@ -341,7 +401,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
 
     def metrics_of(state, env_stats, model_stats, eval_return, info):
         done_sum, done_count, reward_sum = env_stats
-        k, loss, mse = model_stats
+        k, loss, mse, bonus = model_stats
         return Metrics(
             iteration=state.iteration,
             env_steps=state.env_steps,
@@ -358,12 +418,13 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
             alpha=jnp.exp(state.agent.log_alpha),
             entropy=info.entropy,
             q_mean=info.q_mean,
+            model_disagreement=bonus,
         )
 
     def explore_iteration(state: State) -> Tuple[State, Metrics]:
         state, done_sum, done_count, reward_sum, _ = env_steps_scan(state, cfg.steps_per_iteration, random_action, no_learning)
         nan_info = jax.tree.map(lambda a: a + jnp.nan, info_example)
-        metrics = metrics_of(state, (done_sum, done_count, reward_sum), (jnp.zeros((), jnp.int32), nan, nan),
+        metrics = metrics_of(state, (done_sum, done_count, reward_sum), (jnp.zeros((), jnp.int32), nan, nan, nan),
                              nan, nan_info)
         return state._replace(iteration=state.iteration + 1), metrics
 
@@ -390,6 +451,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         return state._replace(iteration=state.iteration + 1), metrics
 
     def init(key: PRNGKey, hp: HParams) -> State:
+        _check_bonus(cfg, hp)
         hp = as_float32(hp)
         k_env, k_model, k_agent, k_run = jax.random.split(key, 4)
         obs, env_state = envs.batch_reset(env, env_params, k_env, cfg.num_envs)

@@ -6,6 +6,7 @@ from typing import Callable, NamedTuple, Tuple
 import jax
 import jax.numpy as jnp
 
+from jaxmbrl.exploration._uncertainty import disagreement
 from jaxmbrl.types import Array, PRNGKey, Transition
 
 
@@ -96,3 +97,52 @@ def model_buffer_sample(key: PRNGKey, buf: ModelBuffer, batch_size: int) -> Tran
     batch = jnp.minimum(jnp.searchsorted(ends, i, side="right"), buf.counts.shape[0] - 1)
     offset = i - (ends[batch] - buf.counts[batch])
     return jax.tree.map(lambda a: a[batch, offset], buf.data)
+
+
+def disagreement_step(
+    model_step: Callable[[PRNGKey, Array, Array], Tuple[Array, Array, Array]],
+    member_means: Callable[[Array, Array], Array],
+    coefficient: Array,
+) -> Callable[[PRNGKey, Array, Array], Tuple[Array, Tuple[Array, Array], Array]]:
+    """`model_step` whose reward becomes `(reward + coefficient * bonus, bonus)`.
+
+    `bonus [N] = exploration.disagreement(member_means(obs, action))` is the variance
+    over members of their predicted next observations at (s, a), taken before the step
+    is sampled, so it does not depend on the step key.
+
+    Args:
+      model_step: `(key, obs [N, ...], action [N, A]) -> (next_obs, reward [N], terminated [N])`.
+      member_means: `(obs [N, ...], action [N, A]) -> [K, N, D]`.
+      coefficient: [] float32 (traced).
+    """
+
+    def step(key, obs, action):
+        next_obs, reward, terminated = model_step(key, obs, action)
+        bonus = disagreement(member_means(obs, action))
+        return next_obs, (reward + coefficient * bonus, bonus), terminated
+
+    return step
+
+
+def bonus_rollout(
+    key: PRNGKey,
+    model_step: Callable[[PRNGKey, Array, Array], Tuple[Array, Array, Array]],
+    member_means: Callable[[Array, Array], Array],
+    coefficient: Array,
+    policy: Callable[[PRNGKey, Array], Array],
+    start_obs: Array,
+    k: Array,
+    max_k: int,
+) -> Tuple[Transition, Array, Array]:
+    """`branched_rollout` with the disagreement bonus in every imagined reward.
+
+    Returns:
+      `(transitions [max_k, N, ...], valid [max_k, N], bonus [max_k, N])`: the
+      transitions' rewards include `coefficient * bonus`; `bonus` is the disagreement
+      alone (for the metrics). The same key gives the same draws as `branched_rollout`.
+    """
+    step = disagreement_step(model_step, member_means, coefficient)
+    # The reward slot carries the (reward, bonus) pair through the scan; split it after.
+    transitions, valid = branched_rollout(key, step, policy, start_obs, k, max_k)
+    reward, bonus = transitions.reward
+    return transitions._replace(reward=reward), valid, bonus

@@ -8,6 +8,9 @@ fits the first model, so every `step` is the same compiled MPC iteration.
 The model is an argument: the Gaussian ensemble by default, or any `models.Model`
 passed as `make_train(config, model=...)`. The planner is any registered planner; its
 float settings are the `planner_*` fields of `HParams`, so they sweep under vmap.
+`HParams.optimism` ranks candidates by mean + optimism * std over ensemble members of
+their return (`planning.optimistic`; the default ensemble under TSinf only); 0 is the
+plain particle mean, bit for bit.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from jaxmbrl.algorithms._contract import (
     resolve_env,
 )
 from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes
-from jaxmbrl.types import Array, PRNGKey
+from jaxmbrl.types import Array, PRNGKey, Range
 
 
 class HParams(NamedTuple):
@@ -54,6 +57,9 @@ class HParams(NamedTuple):
     planner_dirichlet_fraction: Any = 0.0  # MCTS (pUCT): root prior noise
     planner_min_std: Any = 0.025  # mppi_elites: std floor (fraction of the action range)
     planner_max_std: Any = 1.0  # mppi_elites: the std each call starts from (fraction of the range)
+    # Candidates are ranked by mean + optimism * std over ensemble members of their
+    # return (TSinf: each particle keeps one member); 0 is the plain mean, < 0 pessimism.
+    optimism: Any = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +129,51 @@ class Config(ConfigBase):
         self._choice("model_activation", models.ACTIVATIONS)
         self._choice("model_compute_dtype", models.COMPUTE_DTYPES)
 
+    def validate_hparams(self, hparams) -> None:
+        """Range checks, and a one-line refusal of optimism != 0 where it cannot apply."""
+        super().validate_hparams(hparams)
+        _check_optimism(self, hparams)
 
-Config.HPARAM_RANGES = {**MODEL_RANGES, "discount": UNIT, **planner_ranges()}
+
+Config.HPARAM_RANGES = {**MODEL_RANGES, "discount": UNIT, **planner_ranges(), "optimism": Range()}
+
+# Planners that score candidates through `planning.evaluate_candidates` (and so honour
+# `planning.optimistic`) are all but the tree searches, which back up single rollouts.
+_TREE_PLANNERS = ("mcts", "mcts_puct")
+
+
+def _optimism_refusal(cfg: Config, own_model: bool = True, planner: str = "") -> Optional[str]:
+    """Why `cfg` cannot plan with optimism != 0 (one line), or None if it can.
+
+    `planner` is the resolved planner name (default `cfg.planner`).
+    """
+    if not own_model:
+        return ("pets: optimism != 0 needs the default ensemble (a model passed as model= does not say "
+                "which member steps each particle); set optimism=0")
+    if cfg.propagation != "tsinf":
+        return (f"pets: optimism != 0 needs propagation='tsinf' (each particle keeps one member, so every "
+                f"member has a return); got propagation={cfg.propagation!r}")
+    if cfg.planner_particles % cfg.num_model_elites:
+        return (f"pets: optimism != 0 needs planner_particles={cfg.planner_particles} to be a multiple of "
+                f"num_model_elites={cfg.num_model_elites}; e.g. set planner_particles="
+                f"{cfg.num_model_elites * max(1, cfg.planner_particles // cfg.num_model_elites)}")
+    planner = planner or cfg.planner
+    if planner in _TREE_PLANNERS:
+        return f"pets: optimism != 0 needs a sampling planner (cem, icem, mppi, ...), not {planner!r}"
+    return None
+
+
+def _check_optimism(cfg: Config, hp, own_model: bool = True) -> None:
+    """Raises the refusal for concrete nonzero `hp.optimism` (traced values pass)."""
+    value = hp.optimism
+    if isinstance(value, jax.core.Tracer):
+        return
+    import numpy as np
+
+    if np.any(np.asarray(value, np.float64) != 0):
+        reason = _optimism_refusal(cfg, own_model)
+        if reason is not None:
+            raise ValueError(reason)
 
 
 class Metrics(NamedTuple):
@@ -142,6 +191,11 @@ class Metrics(NamedTuple):
 
 
 class State(NamedTuple):
+    """Everything a PETS run carries between iterations (one seed; the runner vmaps it).
+
+    A checkpoint is this pytree; `env_steps` counts the env steps taken so far.
+    """
+
     key: PRNGKey
     hparams: HParams
     env_state: Any  # gymnax state [B, ...]
@@ -215,6 +269,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     if model is not None and (reward_fn is not None or termination_fn is not None):
         raise ValueError("pets: reward_fn/termination_fn configure the default ensemble; a model passed as "
                          "model= predicts its own reward and termination (build it with them).")
+    own_model = model is None
     if model is None:
         if not cfg.learn_reward and reward_fn is None:
             try:
@@ -225,6 +280,11 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
             termination_fn = envs.known_termination(spec.env_id)
         model = default_model(cfg, spec, reward_fn, termination_fn)
     model_fn = models.as_planner_model_fn(model)
+    # Optimism needs to know which member steps each particle: only the own TSinf
+    # ensemble says. Elsewhere the plain model_fn is kept and optimism != 0 refused.
+    optimistic = own_model and _optimism_refusal(cfg, planner=planner_name) is None
+    if optimistic:
+        model_fn = planning.optimistic(model_fn, cfg.num_model_elites)
     planner = planning.make_planner(
         planner_name, model_fn, spec, horizon=cfg.planner_horizon, num_samples=cfg.planner_samples,
         num_elites=cfg.planner_elites, num_iters=cfg.planner_iterations, num_particles=cfg.planner_particles)
@@ -287,6 +347,8 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
 
     def mpc_act(hp: HParams, model_state):
         php = planner_hparams(planner_name, hp)
+        if optimistic:
+            model_state = planning.OptimisticParams(model_state, hp.optimism)
 
         def act(key, pstate, obs):
             keys = jax.random.split(key, cfg.num_envs)
@@ -301,6 +363,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         return refit(state, stats)
 
     def init(key: PRNGKey, hp: HParams) -> State:
+        _check_optimism(cfg, hp, own_model)
         hp = as_float32(hp)
         k_env, k_model, k_run = jax.random.split(key, 3)
         obs, env_state = envs.batch_reset(env, env_params, k_env, cfg.num_envs)
