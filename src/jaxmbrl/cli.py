@@ -50,6 +50,12 @@ def _common_run_args(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (extra)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (extra; WANDB_MODE=offline works)")
+    g = p.add_argument_group("several processes (hosts): docs/SCALING.md")
+    g.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="process 0's address (every process the same), or 'auto' for Slurm / Open MPI / TPU "
+                        "detection; env JAXMBRL_COORDINATOR")
+    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the run; env JAXMBRL_NUM_PROCESSES")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1; env JAXMBRL_PROCESS_ID")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,11 +105,13 @@ def _options(args, resume=False):
 
 def _train(args):
     from jaxmbrl import run
+    from jaxmbrl.run import _distributed
 
     algo, config, hparams = _resolve(args)
     out = args.out or os.path.join("runs", f"{args.algorithm}_{config.env_id}")
     result = run.run(args.algorithm, config, [hparams], out, _options(args, args.resume))
-    _report(result)
+    if _distributed.is_primary():  # the other processes of a multi-process run say nothing
+        _report(result)
     if result.status == "diverged":
         print(f"jaxmbrl: error: {result.summary.get('error', 'diverged')}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -123,7 +131,7 @@ def _report(result):
 
 def _sweep(args):
     from jaxmbrl import run
-    from jaxmbrl.run import _config
+    from jaxmbrl.run import _config, _distributed
 
     algo, config, hparams = _resolve(args)
     if not args.grid:
@@ -131,8 +139,9 @@ def _sweep(args):
     out = args.out or os.path.join("runs", f"sweep_{args.algorithm}_{config.env_id}")
     grids = _config.parse_assignments(args.grid)
     rows = run.sweep(args.algorithm, config, hparams, grids, out, _options(args, args.resume))
-    print(open(os.path.join(out, "summary.md")).read())
-    print(f"sweep folder: {out} (summary.csv, summary.md, sweep.png)")
+    if _distributed.is_primary():
+        print(open(os.path.join(out, "summary.md")).read())
+        print(f"sweep folder: {out} (summary.csv, summary.md, sweep.png)")
     statuses = {r["status"] for r in rows}
     if statuses & {"interrupted", "not run"}:
         print("jaxmbrl: sweep interrupted; continue it with --resume", file=sys.stderr)
@@ -222,8 +231,9 @@ def _import_modules(names):
 
 
 # Exit statuses (docs/RELIABILITY.md): 0 done, 2 a usage error (nothing run or lost),
-# 3 a run diverged (NaN/inf; the last finite checkpoint kept), 130 interrupted (resumable).
-EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+# 3 a run diverged (NaN/inf; the last finite checkpoint kept), 4 another process of a
+# multi-process run was lost (resumable), 130 interrupted (resumable).
+EXIT_USAGE, EXIT_DIVERGED, EXIT_PEER_LOST, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def _quiet_libraries():
@@ -260,6 +270,14 @@ def _one_line(err) -> str:
 
 
 def main(argv=None) -> int:
+    code = _main(argv)
+    from jaxmbrl.run import _distributed
+
+    _distributed.leave(code)
+    return code
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -267,13 +285,19 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     _quiet_libraries()
     from jaxmbrl.envs import MissingExtraError, UnknownEnvError
-    from jaxmbrl.run import CheckpointError, UsageError
+    from jaxmbrl.run import CheckpointError, UsageError, _distributed
 
     handlers = {"train": _train, "sweep": _sweep, "plot": _plot, "envs": _envs, "fields": _fields,
                 "diagnose": _diagnose}
     try:
+        if args.command in ("train", "sweep"):
+            # Before anything computes: JAX's distributed runtime must start first.
+            _distributed.initialize(_distributed.settings_from(args.coordinator, args.num_processes, args.process_id))
         _import_modules(args.imports)
         return handlers[args.command](args)
+    except _distributed.PeerLost as err:
+        print(f"jaxmbrl: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_PEER_LOST
     except (UsageError, UnknownEnvError, MissingExtraError, CheckpointError, FileNotFoundError) as err:
         print(f"jaxmbrl: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE

@@ -44,8 +44,16 @@ def _manager(directory: str, max_to_keep: int = 2, read_only: bool = False):
     import orbax.checkpoint as ocp
 
     _quiet_orbax()
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                           enable_async_checkpointing=False, read_only=read_only)
+    # In a multi-process run each process opens its own manager over host arrays: process
+    # 0 alone saves (the state was gathered onto it), each reads alone; no cross-process
+    # barriers, which would wait forever for processes that never call.
+    me = jax.process_index()
+    multiprocessing = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    if not read_only:
+        os.makedirs(directory, exist_ok=True)  # Orbax refuses `create` with `active_processes`
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
+                                           enable_async_checkpointing=False, read_only=read_only,
+                                           multiprocessing_options=multiprocessing)
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 

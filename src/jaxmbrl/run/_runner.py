@@ -11,6 +11,7 @@ non-finite stops with status "diverged" (exit 3) instead of logging garbage.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.run import _checkpoint, _config, _files, _trackers
+from jaxmbrl.run import _checkpoint, _config, _distributed, _files, _trackers
 from jaxmbrl.run._config import UsageError
 
 # Exit statuses of `jaxmbrl train`/`sweep` (docs/RELIABILITY.md).
@@ -32,6 +33,8 @@ EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 @dataclasses.dataclass
 class RunOptions:
+    """How `run` runs a config: seeds, chunking, checkpoints, resume, progress and trackers."""
+
     seeds: int = 1
     seed: int = 0
     chunk: int = 1  # iterations per compiled call
@@ -45,6 +48,8 @@ class RunOptions:
 
 @dataclasses.dataclass
 class RunResult:
+    """What `run` returns: the folder, the final state, every logged row and summary.json's contents."""
+
     out_dir: str
     state: Any
     rows: List[Dict[str, Any]]
@@ -70,17 +75,24 @@ def batch_keys(seed: int, seeds: int, points: int):
 
 
 def _padded(batch: int) -> int:
-    n = len(jax.local_devices())
+    n = jax.device_count()  # every process's devices
     return -(-batch // n) * n
 
 
 def _shard(tree, batch: int):
-    """Pads the batch to a multiple of the local devices and shards it over them."""
+    """Pads the batch to a multiple of the devices and shards it over them."""
     padded = _padded(batch)
     if padded != batch:
         tree = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], padded - batch, 0)]), tree)
-    sharding = _batch_sharding(padded)
-    return (jax.device_put(tree) if sharding is None else jax.device_put(tree, sharding)), padded
+    return _put(tree, _batch_sharding(padded)), padded
+
+
+def _put(tree, sharding):
+    """Host arrays (the same global value on every process) onto the batch sharding."""
+    if sharding is None:
+        return jax.device_put(tree)
+    # Each process places only the shards of its own devices.
+    return jax.tree.map(lambda a: jax.make_array_from_callback(np.shape(a), sharding, lambda i: np.asarray(a)[i]), tree)
 
 
 def _rows(metrics: Dict[str, np.ndarray], points: int, seeds: int, diverged=frozenset()) -> List[Dict[str, Any]]:
@@ -174,6 +186,7 @@ def _warmup_metrics(state) -> Optional[Dict[str, np.ndarray]]:
     warmup = getattr(state, "warmup", None)
     if warmup is None:
         return None
+    warmup = _distributed.gather(warmup)
     return {k: np.asarray(v).T for k, v in warmup._asdict().items()}  # [batch, w] -> [w, batch]
 
 
@@ -362,13 +375,33 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
         "seed": options.seed,
         "chunk": options.chunk,
         "versions": _config.versions(),
-        "devices": [str(d) for d in jax.local_devices()],
+        "devices": [str(d) for d in jax.devices()],
+        "processes": _distributed.num_processes(),
     }
     exists = _files.check_out_dir(out_dir)
     if options.resume and not exists:
         raise UsageError(f"nothing to resume: {out_dir} does not exist.")
-    with _files.RunLock(out_dir), _OutOfMemory():
+    # Only process 0 writes the folder (and holds its lock); the others read checkpoints.
+    lock = _files.RunLock(out_dir) if _distributed.is_primary() else contextlib.nullcontext()
+    with lock, _OutOfMemory():
         return _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta)
+
+
+def _agreed_folder(out_dir: str, meta: Dict[str, Any], options: RunOptions) -> bool:
+    """`_prepare_folder` on process 0 (the folder's one writer); its answer on every process."""
+    if _distributed.num_processes() == 1:
+        return _prepare_folder(out_dir, meta, options)
+    if not _distributed.is_primary():
+        answer = _distributed.agree(0)
+        if answer < 0:
+            raise UsageError("process 0 refused the run folder (its error says why).")
+        return bool(answer)
+    try:
+        resuming = _prepare_folder(out_dir, meta, options)
+    except UsageError:
+        _distributed.agree(-1)
+        raise
+    return bool(_distributed.agree(int(resuming)))
 
 
 def _prepare_folder(out_dir: str, meta: Dict[str, Any], options: RunOptions) -> bool:
@@ -405,7 +438,8 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
     labels = meta["point_labels"]
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     logs = _Logs(out_dir)
-    resuming = _prepare_folder(out_dir, meta, options)
+    primary = _distributed.is_primary()
+    resuming = _agreed_folder(out_dir, meta, options)
     fingerprint = _checkpoint.config_hash(meta)
 
     keys, padded = _shard(batch_keys(options.seed, seeds, points), batch)
@@ -443,11 +477,12 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
     if resuming:
         # Restoring replaces init entirely, so a bad checkpoint fails before any compile.
         step_iters, state, rejected = _restore(ckpt_dir, template, _batch_sharding(padded), fingerprint)
-        rows = _rows_to_keep(logs, done_warmup + step_iters, batch, step_iters)
-        for step, why in rejected:
-            _files.warn(f"{why}; resuming from step {step_iters} instead.")
-            _set_aside(out_dir, step)
-        logs.rewrite(rows)
+        if primary:
+            rows = _rows_to_keep(logs, done_warmup + step_iters, batch, step_iters)
+            for step, why in rejected:
+                _files.warn(f"{why}; resuming from step {step_iters} instead.")
+                _set_aside(out_dir, step)
+            logs.rewrite(rows)
     else:
         sharding = _batch_sharding(padded)
         init = jax.jit(jax.vmap(train.init), out_shardings=sharding).lower(keys, hp).compile()
@@ -457,18 +492,20 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
         for length in chunk_lengths(0):
             compiled[length], _ = make_chunk(length, template)
         compile_s = time.perf_counter() - start
-        _files.write_json(os.path.join(out_dir, "config.json"), meta)
+        if primary:
+            _files.write_json(os.path.join(out_dir, "config.json"), meta)
         state = init(keys, hp)
         warm = _warmup_metrics(state)
         if warm is not None:
             rows = _rows({k: v[:, :batch] for k, v in warm.items()}, points, seeds)
-            logs.append(rows)
-    trackers = _trackers.open_trackers(out_dir, options.tensorboard, options.wandb, meta, resuming)
+            if primary:
+                logs.append(rows)
+    trackers = _trackers.open_trackers(out_dir, options.tensorboard, options.wandb, meta, resuming) if primary else []
     if not resuming:
         for tracker in trackers:
             tracker.log(rows)  # the warm-up iterations
 
-    bar = _progress(options.progress, total=config.num_iterations, initial=done_warmup + step_iters,
+    bar = _progress(options.progress and primary, total=config.num_iterations, initial=done_warmup + step_iters,
                     desc=f"{algo_name} {getattr(config, 'env_id', '')}")
     steady_time, steady_env_steps, first_chunk_s = 0.0, 0, None
     stop_reason = None
@@ -484,12 +521,13 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
             before = _env_steps(state)
             t = time.perf_counter()
             new_state, metrics, flags = compiled[length](state)
-            metrics = _metric_dict(jax.tree.map(np.asarray, metrics))
+            metrics, flags = _metric_dict(_distributed.gather(metrics)), _distributed.gather(flags)
             elapsed = time.perf_counter() - t
-            diverged, first = _divergence(np.asarray(flags), checked_names, metrics, batch)
+            diverged, first = _divergence(flags, checked_names, metrics, batch)
             new_rows = _rows({k: v[:, :batch] for k, v in metrics.items()}, points, seeds, diverged)
             rows += new_rows
-            logs.append(new_rows)
+            if primary:
+                logs.append(new_rows)
             for tracker in trackers:
                 tracker.log(new_rows)
             if first is not None:
@@ -515,8 +553,12 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
             checkpoint_due = options.checkpoint_every and (chunks_done % options.checkpoint_every == 0 or final)
             stop_reason = stop.requested or (
                 "stop_after_chunks" if options.stop_after_chunks and chunks_done >= options.stop_after_chunks and not final else None)
+            if _distributed.num_processes() > 1 and _distributed.any_process(bool(stop_reason)):
+                stop_reason = stop_reason or "signal on another process"
             if checkpoint_due or stop_reason:
-                _checkpoint.save(ckpt_dir, step_iters, state, config=fingerprint)
+                host_state = _distributed.gather(state)
+                if primary:
+                    _checkpoint.save(ckpt_dir, step_iters, host_state, config=fingerprint)
                 last_saved = step_iters
             if stop_reason:
                 break
@@ -532,8 +574,10 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
         "steady_env_steps_per_s": round(steady_env_steps / steady_time, 1) if steady_time > 0 else None,
     }
     summary = _summary(out_dir, resuming, session, status=status, completed=completed,
-                       iterations=done_warmup + step_iters, batch=batch, devices=len(jax.local_devices()),
+                       iterations=done_warmup + step_iters, batch=batch, devices=jax.device_count(),
                        error=divergence)
+    if not primary:
+        return RunResult(out_dir, state, rows, summary, completed)
     _files.write_json(os.path.join(out_dir, "summary.json"), summary)
     try:
         from jaxmbrl.run import _plots
@@ -589,7 +633,7 @@ def _set_aside(out_dir: str, step: int) -> None:
 
 def _env_steps(state) -> int:
     steps = getattr(state, "env_steps", None)
-    return 0 if steps is None else int(np.asarray(steps).sum())
+    return 0 if steps is None else int(np.asarray(_distributed.gather(steps)).sum())
 
 
 def _check_same_config(config_path: str, meta: Dict[str, Any]) -> None:
@@ -602,6 +646,10 @@ def _check_same_config(config_path: str, meta: Dict[str, Any]) -> None:
         for k in sorted(set(before) | set(after)):
             if not _same(before.get(k), after.get(k)):
                 diffs.append(f"{k} ({_files.short(before.get(k), 40)} -> {_files.short(after.get(k), 40)})")
+    before, now = old.get("processes", 1), meta.get("processes", 1)
+    if before != now:
+        raise UsageError(f"this run was started with {before} process(es) and is resumed with {now}: "
+                         f"resume it with --num-processes {before}, or start a new --out.")
     for k in ("algorithm", "points", "seeds", "seed", "chunk"):
         if not _same(old.get(k), meta.get(k)):
             diffs.append(f"{k} ({_files.short(old.get(k), 40)} -> {_files.short(meta.get(k), 40)})")
@@ -621,7 +669,7 @@ def _same(a, b) -> bool:
 
 
 def _batch_sharding(padded: int):
-    devices = jax.local_devices()
+    devices = jax.devices()  # the global mesh: every process's devices
     if len(devices) == 1:
         return None
     mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
@@ -634,7 +682,7 @@ def _restore(ckpt_dir: str, template, sharding, fingerprint: str):
     except _checkpoint.CheckpointError as err:
         raise UsageError(_cut(f"{err}; no verified checkpoint is left to resume from: start a new --out.")) from None
     # The same placement over devices as a fresh state.
-    state = jax.device_put(state, sharding) if sharding is not None else state
+    state = _put(state, sharding) if sharding is not None else state
     return step, state, rejected
 
 

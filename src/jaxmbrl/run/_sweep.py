@@ -2,6 +2,7 @@
 a static `Config` field compiles one program per value."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -10,7 +11,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from jaxmbrl.run import _config, _files, _plots, _runner
+from jaxmbrl.run import _config, _distributed, _files, _plots, _runner
 from jaxmbrl.run._config import UsageError
 
 
@@ -72,7 +73,8 @@ def sweep(algo_name: str, config, hparams, grids: Dict[str, str], out_dir: str,
             f"field(s): compiling one program per value ({len(static_assignments)} programs).")
     log(f"{len(hp_points)} hyperparameter point(s) x {options.seeds} seed(s) per program, vmapped.")
     run_dirs, summary = [], []
-    with _files.RunLock(out_dir):
+    primary = _distributed.is_primary()  # the one writer of a multi-process sweep's folder
+    with _files.RunLock(out_dir) if primary else contextlib.nullcontext():
         stopped = False
         for i, (assignment, cfg) in enumerate(zip(static_assignments, configs)):
             sub = os.path.join(out_dir, f"program_{i}") if static_names else out_dir
@@ -90,8 +92,9 @@ def sweep(algo_name: str, config, hparams, grids: Dict[str, str], out_dir: str,
                 values = curves[point][1] if point in curves else np.full((options.seeds, 1), np.nan)
                 summary.append(_point_summary(label, values, result.status, result.summary["iterations"]))
             stopped = result.status == "interrupted"
-        _write_summary(out_dir, summary)
-        if run_dirs:
+        if primary:
+            _write_summary(out_dir, summary)
+        if run_dirs and primary:
             _plots.learning_curves(run_dirs, os.path.join(out_dir, "sweep.png"), labels=[""] * len(run_dirs),
                                    title=f"{algo_name} sweep on {getattr(config, 'env_id', '')}")
     return summary

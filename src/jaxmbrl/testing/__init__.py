@@ -1,4 +1,5 @@
-"""Test fixtures: PointMass, a tiny gymnax environment with a known optimum.
+"""Test fixtures: PointMass, a tiny gymnax environment with a known optimum; a local
+launcher of multi-process runs (`launch_local`).
 
 Importing this module registers PointMass with `jaxmbrl.envs.make` (as
 "PointMass-jaxmbrl") and its reward with `jaxmbrl.envs.reward_fn` / `termination_fn`.
@@ -9,6 +10,7 @@ from jaxmbrl.testing._point_mass import EnvParams as PointMassParams
 from jaxmbrl.testing._point_mass import EnvState as PointMassState
 from jaxmbrl.testing._linear_model import LinearModelState, linear_model
 from jaxmbrl.testing._oracle import oracle_episode_returns
+from jaxmbrl.testing._processes import ProcessResult, free_port, launch_local, process_env
 from jaxmbrl.testing._point_mass import (
     DISCRETE_FORCES,
     DiscretePointMass,
@@ -35,9 +37,13 @@ __all__ = [
     "PointMass",
     "PointMassParams",
     "PointMassState",
+    "ProcessResult",
+    "free_port",
+    "launch_local",
     "linear_model",
     "make_discrete_point_mass_reward_fn",
     "make_point_mass_reward_fn",
     "oracle_episode_returns",
     "point_mass_reward_fn",
+    "process_env",
 ]

@@ -23,6 +23,8 @@ from jaxmbrl.types import Array, RewardFn
 
 @struct.dataclass
 class EnvState(environment.EnvState):
+    """PointMass's state: where the mass is and how fast it moves."""
+
     position: jax.Array  # [dim]
     velocity: jax.Array  # [dim]
     time: int
@@ -30,6 +32,8 @@ class EnvState(environment.EnvState):
 
 @struct.dataclass
 class EnvParams(environment.EnvParams):
+    """PointMass's physics and episode length (the reward's weights too)."""
+
     dt: float = 0.1
     damping: float = 0.1
     action_cost: float = 0.01
@@ -136,8 +140,12 @@ def make_point_mass_reward_fn(params: EnvParams) -> RewardFn:
     return reward_fn
 
 
-point_mass_reward_fn: RewardFn = make_point_mass_reward_fn(EnvParams())
-point_mass_reward_fn.__doc__ = "PointMass's reward under the default `EnvParams` (see `make_point_mass_reward_fn`)."
+_default_reward_fn: RewardFn = make_point_mass_reward_fn(EnvParams())
+
+
+def point_mass_reward_fn(obs, action, next_obs):
+    """PointMass's reward under the default `EnvParams` (see `make_point_mass_reward_fn`)."""
+    return _default_reward_fn(obs, action, next_obs)
 
 
 # Forces of the discrete PointMass's actions: its planners choose among five pushes.
