@@ -151,3 +151,23 @@ def test_tracker_errors_are_one_line_and_write_nothing(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err, err
     assert not out.exists()
+
+
+def test_the_learning_curve_is_redrawn_while_the_run_goes(tmp_path, monkeypatch):
+    from jaxmbrl.run import _plots
+
+    drawn = []
+    real = _plots.learning_curves
+
+    def spy(runs, png, **kwargs):
+        # What the file would show at this moment: the rows logged so far.
+        drawn.append(sum(1 for _ in open(os.path.join(runs[0], "metrics.jsonl"))))
+        return real(runs, png, **kwargs)
+
+    monkeypatch.setattr(_plots, "learning_curves", spy)
+    out = tmp_path / "curve"
+    assert cli.main(["train", "pets", "--preset", "tiny", "--no-progress", "--set", "num_iterations=4",
+                     "steps_per_iteration=10", "--out", str(out), "--plot-every", "0"]) == 0
+    # After every chunk but the last, then once at the end: each time with more rows.
+    assert len(drawn) >= 3 and drawn == sorted(drawn) and drawn[0] < drawn[-1], drawn
+    assert os.path.exists(out / "learning_curve.png") and not os.path.exists(out / ".learning_curve.png")

@@ -48,6 +48,8 @@ def _common_run_args(p):
     p.add_argument("--chunk", type=int, default=1, help="iterations per compiled call (default 1)")
     p.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--plot-every", type=float, default=60.0, metavar="SECONDS",
+                   help="redraw learning_curve.png during the run at most this often (default 60; -1: at the end only)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (extra)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (extra; WANDB_MODE=offline works)")
     g = p.add_argument_group("several processes (hosts): docs/SCALING.md")
@@ -100,7 +102,7 @@ def _options(args, resume=False):
 
     return RunOptions(seeds=args.seeds, seed=args.seed, chunk=args.chunk, checkpoint_every=args.checkpoint_every,
                       resume=resume, progress=not args.no_progress, tensorboard=args.tensorboard,
-                      wandb=args.wandb)
+                      wandb=args.wandb, plot_every_s=args.plot_every)
 
 
 def _train(args):

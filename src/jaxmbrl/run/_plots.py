@@ -112,8 +112,11 @@ def learning_curves(run_dirs: Sequence[str], png: str, metric: str = "episode_re
     else:
         ax.text(0.5, 0.5, f"no finite {metric} yet", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
+    # Drawn beside it, then renamed: a curve refreshed while a run goes is never half written.
+    partial = os.path.join(os.path.dirname(os.path.abspath(png)), "." + os.path.basename(png))
     try:
-        fig.savefig(png, dpi=100)
+        fig.savefig(partial, dpi=100)
+        os.replace(partial, png)
     except OSError as err:
         raise UsageError(f"cannot write {_files.short(png, 80)}: {err.strerror or err}.") from None
     finally:

@@ -43,6 +43,7 @@ class RunOptions:
     progress: bool = True
     tensorboard: bool = False
     wandb: Optional[str] = None  # a W&B project: also log to Weights & Biases
+    plot_every_s: float = 60.0  # redraw learning_curve.png during the run at most this often; <0: only at the end
     stop_after_chunks: Optional[int] = None  # stop early (as if interrupted), for tests
 
 
@@ -512,6 +513,7 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
     divergence = None
     last_saved = step_iters if resuming else None
     chunks_done = 0
+    last_plot = time.perf_counter()
     with _StopFlag() as stop:
         while step_iters < total_steps:
             length = min(options.chunk, total_steps - step_iters)
@@ -562,6 +564,10 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
                 last_saved = step_iters
             if stop_reason:
                 break
+            # A long run's curve can be looked at while it runs (the file is replaced whole).
+            if primary and not final and 0 <= options.plot_every_s <= time.perf_counter() - last_plot:
+                _draw_curve(out_dir)
+                last_plot = time.perf_counter()
     bar.close()
     for tracker in trackers:
         tracker.close()
@@ -579,13 +585,18 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
     if not primary:
         return RunResult(out_dir, state, rows, summary, completed)
     _files.write_json(os.path.join(out_dir, "summary.json"), summary)
+    _draw_curve(out_dir)
+    return RunResult(out_dir, state, rows, summary, completed)
+
+
+def _draw_curve(out_dir: str) -> None:
+    """learning_curve.png from metrics.jsonl (skipped without matplotlib or before any return)."""
     try:
         from jaxmbrl.run import _plots
 
         _plots.learning_curves([out_dir], os.path.join(out_dir, "learning_curve.png"))
     except (ImportError, UsageError):
         pass
-    return RunResult(out_dir, state, rows, summary, completed)
 
 
 def _summary(out_dir: str, resuming: bool, session: Dict[str, Any], **fields) -> Dict[str, Any]:
