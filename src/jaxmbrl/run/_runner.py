@@ -92,8 +92,12 @@ def _put(tree, sharding):
     """Host arrays (the same global value on every process) onto the batch sharding."""
     if sharding is None:
         return jax.device_put(tree)
-    # Each process places only the shards of its own devices.
-    return jax.tree.map(lambda a: jax.make_array_from_callback(np.shape(a), sharding, lambda i: np.asarray(a)[i]), tree)
+    def put(a):
+        host = np.asarray(a)  # once per leaf, not once per shard
+        # Each process places only the shards of its own devices.
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
 
 
 def _rows(metrics: Dict[str, np.ndarray], points: int, seeds: int, diverged=frozenset()) -> List[Dict[str, Any]]:
