@@ -16,6 +16,7 @@ examples:
   jaxmbrl fields pets                                            # static vs sweepable fields, defaults, ranges
   jaxmbrl plot runs/pets_pendulum runs/sweep --out curves.png
   jaxmbrl diagnose runs/pets_pendulum --horizon 20
+  jaxmbrl render runs/pets_pendulum --out episode.gif          # replay the latest checkpoint
   jaxmbrl envs
 
 exit status: 0 done; 2 usage error (nothing ran, one line on stderr); 3 a run diverged
@@ -87,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--horizon", type=int, default=15)
     p.add_argument("--out", help="PNG path (default RUN/model_error.png)")
+    p = sub.add_parser("render", help="one episode of a run's latest checkpoint, as a GIF")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--out", help="GIF path (default RUN/episode.gif)")
+    p.add_argument("--member", type=int, default=0, help="which of the run's seeds x points (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the episode (default 0)")
+    p.add_argument("--max-steps", type=int, help="cap on the episode's steps (default the env's length)")
+    p.add_argument("--renderer", default="auto", choices=("auto", "gymnax", "brax", "plain"),
+                   help="auto: gymnax's renderer, else Brax's (MuJoCo, EGL), else a plain matplotlib picture")
     return parser
 
 
@@ -216,6 +225,21 @@ def _diagnose(args):
     return 0
 
 
+def _render(args):
+    from jaxmbrl.run import render
+
+    if args.max_steps is not None and args.max_steps < 1:
+        from jaxmbrl.run import UsageError
+
+        raise UsageError(f"--max-steps must be >= 1, got {args.max_steps}.")
+    r = render(args.run, args.out or os.path.join(args.run, "episode.gif"), member=args.member, seed=args.seed,
+               max_steps=args.max_steps, renderer=args.renderer)
+    ended = "terminated" if r["terminated"] else "ran to its end"
+    print(f"wrote {r['out']}: {r['env_id']}, {r['steps']} steps, return {r['return']:.1f} ({ended}; "
+          f"member {r['member']}, checkpoint after iteration {r['iteration']}, {r['renderer']} renderer)")
+    return 0
+
+
 def _import_modules(names):
     """Imports each `--import` module (found on sys.path and in the working directory)."""
     import importlib
@@ -290,7 +314,7 @@ def _main(argv=None) -> int:
     from jaxmbrl.run import CheckpointError, UsageError, _distributed
 
     handlers = {"train": _train, "sweep": _sweep, "plot": _plot, "envs": _envs, "fields": _fields,
-                "diagnose": _diagnose}
+                "diagnose": _diagnose, "render": _render}
     try:
         if args.command in ("train", "sweep"):
             # Before anything computes: JAX's distributed runtime must start first.

@@ -16,7 +16,9 @@ An algorithm is a module with:
     that `EnvSpec`, else a note for `jaxmbrl envs` ("" when nothing needs saying).
 
 A `Train` has `config`, `init(key, hparams) -> State`, `step(State) -> (State,
-Metrics)` (one iteration) and `run(key, hparams) -> (State, Metrics[num_iterations])`.
+Metrics)` (one iteration) and `run(key, hparams) -> (State, Metrics[num_iterations])`,
+and `policy(State, n) -> (act, policy_state)`: the greedy controller that a state's
+evaluation uses, for n envs, in `evaluate`'s shape (`jaxmbrl render` replays it).
 Algorithms whose first iterations are a warm-up run them inside `init` and keep their
 metrics in `State.warmup` ([warmup_iterations]); `run` puts them first.
 
@@ -93,6 +95,7 @@ class AlgorithmTrain(Protocol):
     init: Callable[[PRNGKey, Any], Any]
     step: Callable[[Any], Tuple[Any, Any]]
     run: Callable[[PRNGKey, Any], Tuple[Any, Any]]
+    policy: Callable[[Any, int], Tuple[Callable, Any]]
 
 
 class ConfigBase:
@@ -265,6 +268,12 @@ def evaluate(env, env_params, key: PRNGKey, act: Callable, policy_state: Any, nu
              jnp.zeros((num_episodes,), jnp.float32), jnp.ones((num_episodes,), jnp.bool_))
     carry, _ = jax.lax.scan(body, carry, jax.random.split(k_scan, max_steps))
     return carry[4].mean()
+
+
+def reset_where(is_first: Array, fresh: Any, carry: Any) -> Any:
+    """`carry` [n, ...] with the rows where `is_first` [n] replaced by `fresh`'s: a new
+    episode starts from the controller's initial state (a planner's, a filter's)."""
+    return jax.tree.map(lambda f, c: jnp.where(is_first.reshape((-1,) + (1,) * (c.ndim - 1)), f, c), fresh, carry)
 
 
 def batch_policy(act_one: Callable) -> Callable:

@@ -253,6 +253,9 @@ class Train(NamedTuple):
     rssm: models.RSSM
     agent: ac_lib.ActorCritic
     spec: envs.EnvSpec
+    # `policy(state, n) -> (act, policy_state)`: the greedy controller of `state` for n
+    # envs, in `evaluate`'s shape (the evaluation's own; `jaxmbrl render` replays it).
+    policy: Callable[[Any, int], Tuple[Callable, Any]] = None
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
@@ -411,9 +414,8 @@ def make_train(config: Config, *, env=None) -> Train:
         step_fn = lambda key, state: (*act_and_step(key, state, explore_randomly), None)  # noqa: E731
         return scan_env_steps(step_fn, state, num_steps)[:3]
 
-    def greedy_return(key, state: State):
-        """Mean return of the greedy controller's first episode in each of `num_eval_episodes` envs."""
-        n = cfg.num_eval_episodes
+    def greedy_policy(state: State, n: int):
+        """The greedy controller: filter the observation into the latent, then act or plan."""
 
         def act(k, obs, carry, is_first):
             latent, prev_action, pstate = carry
@@ -426,7 +428,12 @@ def make_train(config: Config, *, env=None) -> Train:
         if use_planner:
             pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), planner.init())
         carry = (models.initial_state(rssm, (n,)), jnp.zeros((n,) + spec.action_shape, spec.action_dtype), pstate)
-        return evaluate(env, env_params, key, act, carry, n, spec.max_steps)
+        return act, carry
+
+    def greedy_return(key, state: State):
+        """Mean return of the greedy controller's first episode in each of `num_eval_episodes` envs."""
+        n = cfg.num_eval_episodes
+        return evaluate(env, env_params, key, *greedy_policy(state, n), n, spec.max_steps)
 
     def metrics_of(state, done_sum, done_count, eval_return, losses):
         return Metrics(
@@ -482,4 +489,4 @@ def make_train(config: Config, *, env=None) -> Train:
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
         return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, rssm, agent, spec)
+    return Train(cfg, init, step, run, rssm, agent, spec, greedy_policy)

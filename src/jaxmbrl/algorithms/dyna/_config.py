@@ -238,6 +238,9 @@ class Train(NamedTuple):
     run: Callable[[PRNGKey, HParams], Tuple[Any, Metrics]]
     model: Any = None  # deep mode with planning: the `models.Model` whose state is `State.model`
     spec: Any = None  # the env's EnvSpec
+    # `policy(state, n) -> (act, policy_state)`: the greedy controller of `state` for n
+    # envs, in `evaluate`'s shape (the evaluation's own; `jaxmbrl render` replays it).
+    policy: Callable[[Any, int], Tuple[Callable, Any]] = None
 
 
 as_float_hparams = as_float32

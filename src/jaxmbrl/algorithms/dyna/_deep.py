@@ -149,13 +149,19 @@ def make_deep(cfg: Config, env, env_params, spec: envs.EnvSpec,
         key, k_steps = jax.random.split(state.key)
         return jax.lax.scan(env_step, state._replace(key=key), jax.random.split(k_steps, steps_per_chunk))
 
-    def greedy_return(key: PRNGKey, params) -> Array:
+    def greedy_policy(state: DeepState, n: int):
+        del n  # the greedy Q action keeps no state between steps
+
         def act(k, obs, policy_state, is_first):
             del is_first
             keys = jax.random.split(k, obs.shape[0])
-            return jax.vmap(agent.act, in_axes=(0, None, 0, None))(keys, params, obs, 0.0), policy_state
+            return jax.vmap(agent.act, in_axes=(0, None, 0, None))(keys, state.agent.params, obs, 0.0), policy_state
 
-        return evaluate(env, env_params, key, act, None, cfg.num_eval_episodes, eval_steps)
+        return act, None
+
+    def greedy_return(key: PRNGKey, state: DeepState) -> Array:
+        return evaluate(env, env_params, key, *greedy_policy(state, cfg.num_eval_episodes), cfg.num_eval_episodes,
+                        eval_steps)
 
     def init(key: PRNGKey, hp: HParams) -> DeepState:
         hp = as_float_hparams(hp)
@@ -192,7 +198,7 @@ def make_deep(cfg: Config, env, env_params, spec: envs.EnvSpec,
         key, k_eval = jax.random.split(state.key)
         if cfg.num_eval_episodes:
             with jax.named_scope("eval"):
-                eval_return = greedy_return(k_eval, state.agent.params)
+                eval_return = greedy_return(k_eval, state)
         else:
             eval_return = jnp.full((), jnp.nan, jnp.float32)
         metrics = Metrics(
@@ -207,4 +213,4 @@ def make_deep(cfg: Config, env, env_params, spec: envs.EnvSpec,
         state = init(key, hp)
         return jax.lax.scan(lambda s, _: step(s), state, None, length=cfg.num_iterations)
 
-    return Train(cfg, init, step, run, model, spec)
+    return Train(cfg, init, step, run, model, spec, greedy_policy)

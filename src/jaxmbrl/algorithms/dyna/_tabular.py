@@ -262,4 +262,16 @@ def make_tabular(cfg: Config, env, env_params, spec: envs.EnvSpec, num_states: i
         state = init(key, hp)
         return jax.lax.scan(lambda s, _: step(s), state, None, length=cfg.num_iterations)
 
-    return Train(cfg, init, step, run)
+    def greedy_policy(state: TabularState, n: int):
+        del n
+
+        def act(k, obs, policy_state, is_first):
+            del is_first
+            values = state.q[jax.vmap(state_index)(obs)]  # [n, A]
+            zero = jnp.zeros((), jnp.float32)
+            return jax.vmap(epsilon_greedy, in_axes=(0, 0, None))(jax.random.split(k, obs.shape[0]), values,
+                                                                  zero), policy_state
+
+        return act, None
+
+    return Train(cfg, init, step, run, None, spec, greedy_policy)

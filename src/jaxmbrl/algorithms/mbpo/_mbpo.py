@@ -246,6 +246,9 @@ class Train(NamedTuple):
     model: models.Model
     agent: sac_lib.SAC
     spec: envs.EnvSpec
+    # `policy(state, n) -> (act, policy_state)`: the greedy controller of `state` for n
+    # envs, in `evaluate`'s shape (the evaluation's own; `jaxmbrl render` replays it).
+    policy: Callable[[Any, int], Tuple[Callable, Any]] = None
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
@@ -395,9 +398,13 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
                  bonus)
         return state._replace(key=key, model=model_state, model_buffer=model_buffer), stats
 
-    def greedy_return(key, agent_state):
-        act = batch_policy(lambda k, obs: agent.act(k, agent_state, obs, True))
-        return evaluate(env, env_params, key, act, None, cfg.num_eval_episodes, spec.max_steps)
+    def greedy_policy(state: State, n: int):
+        del n  # SAC's greedy action keeps no state between steps
+        return batch_policy(lambda k, obs: agent.act(k, state.agent, obs, True)), None
+
+    def greedy_return(key, state: State):
+        return evaluate(env, env_params, key, *greedy_policy(state, cfg.num_eval_episodes), cfg.num_eval_episodes,
+                        spec.max_steps)
 
     def metrics_of(state, env_stats, model_stats, eval_return, info):
         done_sum, done_count, reward_sum = env_stats
@@ -445,7 +452,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         key, k_eval = jax.random.split(state.key)
         state = state._replace(key=key)
         with jax.named_scope("eval"):
-            eval_return = greedy_return(k_eval, state.agent)
+            eval_return = greedy_return(k_eval, state)
         last = jax.tree.map(lambda a: a[-1], model_stats)
         metrics = metrics_of(state, (done_sum, done_count, reward_sum), last, eval_return, info)
         return state._replace(iteration=state.iteration + 1), metrics
@@ -471,4 +478,4 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
         return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, model, agent, spec)
+    return Train(cfg, init, step, run, model, agent, spec, greedy_policy)

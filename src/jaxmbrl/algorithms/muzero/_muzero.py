@@ -232,6 +232,9 @@ class Train(NamedTuple):
     run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
     model: models.MuZeroModel
     spec: envs.EnvSpec
+    # `policy(state, n) -> (act, policy_state)`: the greedy controller of `state` for n
+    # envs, in `evaluate`'s shape (the evaluation's own; `jaxmbrl render` replays it).
+    policy: Callable[[Any, int], Tuple[Callable, Any]] = None
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
@@ -395,12 +398,18 @@ def make_train(config: Config, *, env=None) -> Train:
 
     # ----- loops ------------------------------------------------------------------------
 
-    def greedy_return(key, state: State):
+    def greedy_policy(state: State, n: int):
+        del n  # the search starts afresh at every step
+
         def greedy(k, obs, policy_state, is_first):
             del is_first
             return act(k, state.params, obs, state.hparams, greedy=True)[0], policy_state
 
-        return evaluate(env, env_params, key, greedy, None, cfg.num_eval_episodes, spec.max_steps)
+        return greedy, None
+
+    def greedy_return(key, state: State):
+        return evaluate(env, env_params, key, *greedy_policy(state, cfg.num_eval_episodes), cfg.num_eval_episodes,
+                        spec.max_steps)
 
     def metrics_of(state, done_sum, done_count, eval_return, losses, search_value):
         return Metrics(
@@ -454,4 +463,4 @@ def make_train(config: Config, *, env=None) -> Train:
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
         return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, net, spec)
+    return Train(cfg, init, step, run, net, spec, greedy_policy)

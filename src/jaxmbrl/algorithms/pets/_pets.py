@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models, planning
 from jaxmbrl.algorithms._contract import (
+    reset_where,
     MODEL_RANGES,
     UNIT,
     ConfigBase,
@@ -219,6 +220,9 @@ class Train(NamedTuple):
     run: Callable[[PRNGKey, HParams], Tuple[State, Metrics]]
     model: models.Model  # the dynamics model whose state is `State.model`
     spec: envs.EnvSpec
+    # `policy(state, n) -> (act, policy_state)`: the MPC controller of `state` for n envs,
+    # in `evaluate`'s shape (PETS evaluates while it trains; `jaxmbrl render` replays it).
+    policy: Callable[[Any, int], Tuple[Callable, Any]] = None
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
@@ -387,4 +391,19 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
         return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, model, spec)
+    def greedy_policy(state: State, n: int):
+        php = planner_hparams(planner_name, state.hparams)
+        model_state = state.model
+        if optimistic:
+            model_state = planning.OptimisticParams(model_state, state.hparams.optimism)
+        fresh = jax.vmap(lambda _: planner.init())(jnp.arange(n))
+
+        def act(key, obs, pstate, is_first):
+            pstate = reset_where(is_first, fresh, pstate)
+            action, pstate, _ = jax.vmap(planner.plan, in_axes=(0, 0, None, 0, None))(
+                jax.random.split(key, n), pstate, model_state, obs, php)
+            return action, pstate
+
+        return act, fresh
+
+    return Train(cfg, init, step, run, model, spec, greedy_policy)

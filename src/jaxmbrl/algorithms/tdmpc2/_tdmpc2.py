@@ -43,6 +43,7 @@ from jaxmbrl import buffers, envs, models, planning
 from jaxmbrl.agents import returns as returns_lib
 from jaxmbrl.agents import sac as sac_lib
 from jaxmbrl.algorithms._contract import (
+    reset_where,
     NON_NEGATIVE,
     POSITIVE,
     RATE,
@@ -243,6 +244,9 @@ class Train(NamedTuple):
     spec: envs.EnvSpec
     act: Callable[..., Tuple[Array, Any, Array]]
     planner: planning.Planner
+    # `policy(state, n) -> (act, policy_state)`: the greedy controller of `state` for n
+    # envs, in `evaluate`'s shape (the evaluation's own; `jaxmbrl render` replays it).
+    policy: Callable[[Any, int], Tuple[Callable, Any]] = None
 
 
 def supports(spec: envs.EnvSpec) -> Optional[str]:
@@ -455,16 +459,19 @@ def make_train(config: Config, *, env=None) -> Train:
             losses = {k: v.mean() for k, v in outs.items()}
         return state, transition, (losses, planned.mean())
 
-    def greedy_return(key, state: State):
+    def greedy_policy(state: State, n: int):
+        fresh = fresh_planner(n)
+
         def greedy(k, obs, pstate, is_first):
-            fresh = fresh_planner(obs.shape[0])
-            pstate = jax.tree.map(lambda f, p: jnp.where(is_first.reshape((-1,) + (1,) * (p.ndim - 1)), f, p),
-                                  fresh, pstate)
+            pstate = reset_where(is_first, fresh, pstate)
             action, pstate, _ = act(k, state.learner.params, obs, pstate, state.hparams, explore=False)
             return action, pstate
 
+        return greedy, fresh
+
+    def greedy_return(key, state: State):
         n = cfg.num_eval_episodes
-        return evaluate(env, env_params, key, greedy, fresh_planner(n), n, spec.max_steps)
+        return evaluate(env, env_params, key, *greedy_policy(state, n), n, spec.max_steps)
 
     def iteration(state: State, explore_randomly: bool) -> Tuple[State, Metrics]:
         state, done_sum, done_count, (losses, planned) = scan_env_steps(
@@ -511,4 +518,4 @@ def make_train(config: Config, *, env=None) -> Train:
     def run(key: PRNGKey, hp: HParams) -> Tuple[State, Metrics]:
         return run_after_warmup(init, step, cfg.num_iterations - cfg.warmup_iterations, key, hp)
 
-    return Train(cfg, init, step, run, net, spec, act, planner)
+    return Train(cfg, init, step, run, net, spec, act, planner, greedy_policy)
