@@ -176,6 +176,20 @@ class ConfigBase:
             )
 
 
+def check_bonus_unused(cfg, hp, switch: str) -> None:
+    """With `cfg.exploration == "none"`, concrete nonzero `intrinsic_reward(_end)` are an
+    error (one line naming `switch`, the exploration value that reads them)."""
+    if cfg.exploration != "none":
+        return
+    import numpy as np
+
+    for name in ("intrinsic_reward", "intrinsic_reward_end"):
+        value = getattr(hp, name)
+        if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value, np.float64) != 0):
+            raise ValueError(f"{cfg.NAME}: {name}={value} is only used with exploration={switch!r}; "
+                             f"set {cfg.NAME}.Config(exploration={switch!r}) or {name}=0")
+
+
 def as_float32(hparams):
     """The same HParams with every field a float32 array (strongly typed: no recompiles)."""
     return type(hparams)(*(jnp.asarray(h, jnp.float32) for h in hparams))

@@ -33,15 +33,19 @@ from jaxmbrl.algorithms._contract import (
     UNIT,
     ConfigBase,
     as_float32,
+    check_bonus_unused,
     evaluate,
     planner_hparams,
     planner_ranges,
     resolve_env,
 )
 from jaxmbrl.algorithms._episodes import run_after_warmup, scan_env_steps
+from jaxmbrl.algorithms.dreamer import _plan2explore as p2e
+from jaxmbrl.exploration._uncertainty import linear_decay
 from jaxmbrl.models._rssm import ENCODERS
-from jaxmbrl.types import Array, PRNGKey
+from jaxmbrl.types import Array, PRNGKey, Range
 
+EXPLORATIONS = ("none", "plan2explore")
 CONTROLLERS = ("actor",) + tuple(p for p in planning.PLANNERS if p != "auto")
 
 
@@ -76,6 +80,11 @@ class HParams(NamedTuple):
     planner_dirichlet_fraction: Any = 0.0  # MCTS (pUCT): root prior noise
     planner_min_std: Any = 0.025  # mppi_elites: std floor (fraction of the action range)
     planner_max_std: Any = 1.0  # mppi_elites: the std each call starts from (fraction of the range)
+    # Coefficient of Plan2Explore's disagreement in imagined rewards (exploration=
+    # "plan2explore"); it decays linearly to intrinsic_reward_end over
+    # Config.intrinsic_reward_decay_steps env steps. MBPO's fields of the same names.
+    intrinsic_reward: Any = 0.0
+    intrinsic_reward_end: Any = 0.0
 
     def actor_critic(self) -> ac_lib.ActorCriticHParams:
         return ac_lib.ActorCriticHParams(self.actor_learning_rate, self.critic_learning_rate, self.discount,
@@ -123,6 +132,12 @@ class Config(ConfigBase):
     planner_elites: int = 32
     planner_iterations: int = 5
     planner_particles: int = 1
+    # Exploration: "plan2explore" trains `disagreement_heads` one-step predictors of the
+    # next stochastic state beside the world model and adds HParams.intrinsic_reward x
+    # their disagreement to every imagined reward (the actor controller only).
+    exploration: str = "none"
+    disagreement_heads: int = 5
+    intrinsic_reward_decay_steps: int = 0  # env steps; 0: a constant intrinsic_reward
     # Evaluation.
     num_eval_episodes: int = 4
 
@@ -178,6 +193,12 @@ class Config(ConfigBase):
         self._at_most("planner_elites", "planner_samples")
         self._choice("encoder", ENCODERS)
         self._widths("policy_hidden_sizes")
+        self._choice("exploration", EXPLORATIONS)
+        self._ints(1, "disagreement_heads")
+        self._ints(0, "intrinsic_reward_decay_steps")
+        if self.exploration != "none" and self.controller != "actor":
+            raise ValueError(f"dreamer.Config.exploration={self.exploration!r} rewards the actor in imagination; "
+                             f"it needs controller='actor', got {self.controller!r}.")
 
 
 Config.HPARAM_RANGES = {
@@ -185,6 +206,7 @@ Config.HPARAM_RANGES = {
     "discount": UNIT, "lambda_": UNIT, "entropy": NON_NEGATIVE, "target_tau": RATE, "return_decay": UNIT,
     "free_bits": NON_NEGATIVE, "dyn_scale": NON_NEGATIVE, "rep_scale": NON_NEGATIVE,
     "explore_noise": NON_NEGATIVE, **planner_ranges(),
+    "intrinsic_reward": Range(), "intrinsic_reward_end": Range(),
 }
 
 
@@ -216,6 +238,10 @@ class Metrics(NamedTuple):
     entropy: Array
     imagined_return: Array  # mean lambda return of imagined trajectories
     return_scale: Array
+    # Plan2Explore: the heads' mean disagreement over imagined steps (before its
+    # coefficient) and their loss; NaN while exploring at random or with exploration="none".
+    model_disagreement: Array
+    disagreement_loss: Array
 
 
 class State(NamedTuple):
@@ -237,6 +263,8 @@ class State(NamedTuple):
     model_params: Any
     model_opt: Any
     agent: ac_lib.ActorCriticState
+    explore_params: Any  # Plan2Explore's heads (leaves [K, ...]), else None
+    explore_opt: Any
     iteration: Array  # int32
     env_steps: Array  # int32
     warmup: Metrics  # [warmup_iterations]
@@ -266,7 +294,7 @@ def supports(spec: envs.EnvSpec) -> Optional[str]:
 
 
 _LOSS_FIELDS = ("model_loss", "reconstruction", "reward_loss", "cont_loss", "kl", "actor_loss", "critic_loss",
-                "entropy", "imagined_return", "return_scale")
+                "entropy", "imagined_return", "return_scale", "model_disagreement", "disagreement_loss")
 
 
 def sample_sequences(key: PRNGKey, buffer: buffers.BufferState, batch_size: int, seq_len: int) -> Step:
@@ -303,6 +331,10 @@ def make_train(config: Config, *, env=None) -> Train:
     agent = ac_lib.make_actor_critic(rssm.config.feature_size, spec.action_dim, discrete=spec.discrete,
                                      low=spec.low, high=spec.high, hidden_sizes=cfg.policy_hidden_sizes)
     latent_model = models.latent_model_fn(rssm)
+    plan2explore = cfg.exploration == "plan2explore"
+    heads = p2e.make_heads(rssm, cfg.disagreement_heads, cfg.hidden_size, cfg.mlp_layers) if plan2explore else None
+    bonus_coefficient = lambda hp, count: linear_decay(  # noqa: E731
+        hp.intrinsic_reward, hp.intrinsic_reward_end, cfg.intrinsic_reward_decay_steps)(count)
 
     planner = None
     if use_planner:
@@ -386,8 +418,17 @@ def make_train(config: Config, *, env=None) -> Train:
         out = dict(model_loss=info.loss, reconstruction=info.reconstruction, reward_loss=info.reward,
                    cont_loss=info.cont, kl=info.kl)
         agent_state = state.agent
+        explore_params, explore_opt = state.explore_params, state.explore_opt
+        out.update(model_disagreement=nan, disagreement_loss=nan)
+        if plan2explore:
+            with jax.named_scope("disagreement_fit"):
+                loss, grads = jax.value_and_grad(lambda p: p2e.heads_loss(heads, p, posterior, batch.action,
+                                                                          batch.is_first))(explore_params)
+                explore_params, explore_opt, _ = ac_lib.clipped_adam_step(grads, explore_opt, explore_params,
+                                                                          hp.model_learning_rate, 1000.0)
+            out.update(disagreement_loss=loss)
         if use_planner:
-            out.update({name: nan for name in _LOSS_FIELDS[5:]})
+            out.update({name: nan for name in _LOSS_FIELDS[5:10]})
         else:
             start = jax.tree.map(lambda a: jax.lax.stop_gradient(a.reshape((-1,) + a.shape[2:])), posterior)
             policy = lambda k, feat: agent.act(k, agent_state, feat, False)
@@ -395,13 +436,18 @@ def make_train(config: Config, *, env=None) -> Train:
                 states, actions = models.imagine(rssm, params, k_imagine, policy, start, cfg.imag_horizon)
                 feats = models.features(states)  # [b*T, H+1, F]
                 rewards = models.reward(rssm, params, feats[:, 1:])
+                if plan2explore:
+                    bonus = p2e.intrinsic_reward(heads, explore_params, feats, actions)  # [b*T, H]
+                    rewards = rewards + bonus_coefficient(hp, state.env_steps) * bonus
+                    out.update(model_disagreement=bonus.mean())
                 conts = jax.nn.sigmoid(models.continue_logit(rssm, params, feats[:, 1:]))
             with jax.named_scope("policy_update"):
                 agent_state, ac_info = agent.update(agent_state, feats, actions, rewards, conts,
                                                     hp.actor_critic())
             out.update(actor_loss=ac_info.actor_loss, critic_loss=ac_info.critic_loss, entropy=ac_info.entropy,
                        imagined_return=ac_info.imagined_return, return_scale=ac_info.return_scale)
-        return state._replace(model_params=params, model_opt=opt, agent=agent_state), out
+        return state._replace(model_params=params, model_opt=opt, agent=agent_state, explore_params=explore_params,
+                              explore_opt=explore_opt), out
 
     def train_phase(state: State) -> Tuple[State, dict]:
         key, k_train = jax.random.split(state.key)
@@ -465,6 +511,7 @@ def make_train(config: Config, *, env=None) -> Train:
 
     def init(key: PRNGKey, hp: HParams) -> State:
         hp = as_float32(hp)
+        check_bonus_unused(cfg, hp, "plan2explore")
         k_env, k_model, k_agent, k_run = jax.random.split(key, 4)
         obs, env_state = envs.batch_reset(env, env_params, k_env, cfg.num_envs)
         model_params = rssm.init(k_model)
@@ -474,12 +521,16 @@ def make_train(config: Config, *, env=None) -> Train:
         pstate = None
         if use_planner:
             pstate = jax.tree.map(lambda x: jnp.broadcast_to(x, (cfg.num_envs,) + x.shape), planner.init())
+        # Folded from the run key, so that exploration="none" keeps every other draw as it was.
+        explore_params = heads.init(jax.random.fold_in(k_model, 1)) if plan2explore else None
         state = State(
             key=k_run, hparams=hp, env_state=env_state, obs=obs,
             latent=models.initial_state(rssm, (cfg.num_envs,)), prev_action=example.action,
             is_first=jnp.ones((cfg.num_envs,), jnp.bool_), planner=pstate,
             episode_return=jnp.zeros((cfg.num_envs,), jnp.float32), buffer=buffers.init(capacity, example),
             model_params=model_params, model_opt=ac_lib.adam_init(model_params), agent=agent.init(k_agent),
+            explore_params=explore_params, explore_opt=None if explore_params is None else ac_lib.adam_init(
+                explore_params),
             iteration=jnp.zeros((), jnp.int32), env_steps=jnp.zeros((), jnp.int32), warmup=None,
         )
         state, warmup = jax.lax.scan(lambda s, _: explore_iteration(s), state, None,

@@ -31,6 +31,7 @@ from jaxmbrl.algorithms._contract import (
     UNIT,
     ConfigBase,
     as_float32,
+    check_bonus_unused,
     batch_policy,
     evaluate,
     resolve_env,
@@ -181,15 +182,7 @@ Config.HPARAM_RANGES = {
 
 def _check_bonus(cfg: Config, hp) -> None:
     """Concrete nonzero intrinsic-reward coefficients need exploration="disagreement"."""
-    if cfg.exploration != "none":
-        return
-    import numpy as np
-
-    for name in ("intrinsic_reward", "intrinsic_reward_end"):
-        value = getattr(hp, name)
-        if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value, np.float64) != 0):
-            raise ValueError(f"mbpo: {name}={value} is only used with exploration='disagreement'; "
-                             f"set mbpo.Config(exploration='disagreement') or {name}=0")
+    check_bonus_unused(cfg, hp, "disagreement")
 
 
 class Metrics(NamedTuple):
