@@ -73,6 +73,21 @@ def test_render_refuses_bad_input_with_one_line_and_writes_nothing(pets_run, tmp
     assert not os.listdir(tmp_path)
 
 
+def test_a_diverged_episode_is_said_and_nothing_is_written(pets_run, tmp_path, capsys, monkeypatch):
+    real = _render.play_episode
+
+    def diverged(*args, **kwargs):
+        episode = real(*args, **kwargs)
+        return episode._replace(reward=np.where(np.arange(len(episode.reward)) >= 7, np.nan, episode.reward))
+
+    monkeypatch.setattr(_render, "play_episode", diverged)
+    gif = str(tmp_path / "nan.gif")
+    assert _cli("render", pets_run, "--out", gif, "--max-steps", "20") == 2
+    err = capsys.readouterr().err
+    assert "not finite (NaN/inf) from step 8" in err and len(err.strip().splitlines()) == 1
+    assert not os.listdir(tmp_path)
+
+
 def test_plain_renderer_draws_any_env(tmp_path, capsys):
     # Tabular Dyna on the Dyna Maze: an env no library draws, one-hot observations.
     out = str(tmp_path / "dyna")

@@ -195,6 +195,10 @@ def render(run_dir: str, out: str, member: int = 0, seed: int = 0, max_steps: Op
     _check_renderer(renderer, env, name)
     one = jax.tree.map(lambda x: x[member], state)
     episode = play_episode(train, one, env, env_params, jax.random.PRNGKey(seed), limit)
+    if not np.isfinite(episode.reward).all():
+        bad = int(np.flatnonzero(~np.isfinite(episode.reward))[0])
+        raise UsageError(f"the replayed episode's reward is not finite (NaN/inf) from step {bad + 1}: the "
+                         f"checkpoint of member {member} diverged; nothing was written.")
     idx = frame_indices(len(episode.reward))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     used = _draw(renderer, env, env_params, name, episode, idx, out, fps)

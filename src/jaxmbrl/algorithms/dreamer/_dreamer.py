@@ -37,6 +37,7 @@ from jaxmbrl.algorithms._contract import (
     evaluate,
     planner_hparams,
     planner_ranges,
+    reset_where,
     resolve_env,
 )
 from jaxmbrl.algorithms._episodes import run_after_warmup, scan_env_steps
@@ -363,8 +364,7 @@ def make_train(config: Config, *, env=None) -> Train:
             return agent.act(key, state.agent, models.features(post), deterministic), state.planner
         hp = state.hparams
         fresh = jax.tree.map(lambda x: jnp.broadcast_to(x, (num,) + x.shape), planner.init())
-        pstate = jax.tree.map(
-            lambda f, old: jnp.where(is_first.reshape((-1,) + (1,) * (f.ndim - 1)), f, old), fresh, state.planner)
+        pstate = reset_where(is_first, fresh, state.planner)
         k_plan, k_noise, k_random = jax.random.split(key, 3)
         actions, pstate, _ = jax.vmap(planner.plan, in_axes=(0, 0, None, 0, None))(
             jax.random.split(k_plan, num), pstate, state.model_params, post, planner_hparams(planner_name, hp))

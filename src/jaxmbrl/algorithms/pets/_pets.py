@@ -22,13 +22,13 @@ import jax.numpy as jnp
 
 from jaxmbrl import buffers, envs, models, planning
 from jaxmbrl.algorithms._contract import (
-    reset_where,
     MODEL_RANGES,
     UNIT,
     ConfigBase,
     as_float32,
     planner_hparams,
     planner_ranges,
+    reset_where,
     resolve_env,
 )
 from jaxmbrl.algorithms._episodes import run_after_warmup, track_episodes

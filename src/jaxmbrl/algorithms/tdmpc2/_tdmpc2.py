@@ -43,7 +43,6 @@ from jaxmbrl import buffers, envs, models, planning
 from jaxmbrl.agents import returns as returns_lib
 from jaxmbrl.agents import sac as sac_lib
 from jaxmbrl.algorithms._contract import (
-    reset_where,
     NON_NEGATIVE,
     POSITIVE,
     RATE,
@@ -51,6 +50,7 @@ from jaxmbrl.algorithms._contract import (
     ConfigBase,
     as_float32,
     evaluate,
+    reset_where,
     resolve_env,
 )
 from jaxmbrl.algorithms._episodes import run_after_warmup, scan_env_steps
