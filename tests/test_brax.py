@@ -75,8 +75,12 @@ def test_a_fallen_hopper_terminates_and_its_final_state_is_stored(hopper):
     np.testing.assert_array_equal(d, _flat(long).terminated)
 
 
+# Inverted pendulum's known functions are checked by default on MBPO's real data below and
+# hopper's termination on the fixture; reacher's reward (a Brax program of its own) and the
+# other tasks' on the default backend are in the slow run.
+@pytest.mark.slow
 def test_reacher_known_reward_matches_brax():
-    _needs_brax()  # inverted_pendulum's functions are checked on MBPO's real data below
+    _needs_brax()
     _check_known("reacher", "spring")
 
 

@@ -57,6 +57,8 @@ def test_unregistered_env_pair_and_user_model_run_through_mbpo():
     assert int(metrics.model_buffer_size[-1]) > 0 and np.isfinite(np.asarray(metrics.eval_return[1:])).all()
 
 
+# The env object path is the one PETS takes above; deep Dyna compiles a program of its own.
+@pytest.mark.slow
 def test_unregistered_env_object_runs_through_deep_dyna():
     from gymnax.environments.classic_control import CartPole
 
@@ -123,7 +125,9 @@ def _sweep_each_field(train, hp, fields, result):
     assert step._cache_size() == 1 and init._cache_size() == 1
 
 
-@pytest.mark.parametrize("planner", sorted(PLANNER_FLOATS))
+# Every planner's floats sweep at the planner level (tests/test_planning.py); through PETS,
+# mppi's case runs by default and iCEM's (a PETS program of its own) in the slow run.
+@pytest.mark.parametrize("planner", [pytest.param("icem", marks=pytest.mark.slow), "mppi"])
 def test_every_pets_planner_float_sweeps_in_one_program(planner):
     cfg = pets.Config.tiny(planner=planner, steps_per_iteration=5, planner_iterations=3, planner_samples=32)
     _sweep_each_field(pets.make_train(cfg), cfg.hparams(), PLANNER_FLOATS[planner],

@@ -66,10 +66,11 @@ def test_step_compiles_once(tiny):
     np.testing.assert_array_equal(metrics.iteration[0], [0, 1, 2])
 
 
-# Continuous latent planning (mppi on Pendulum) runs in tests/test_contract.py's sweeps; the
-# discrete CEM case is `slow` (discrete latent planning stays in the default run via mcts).
+# Latent planning in the default run is mppi on Pendulum, in tests/test_contract.py's sweep;
+# each discrete case compiles a Dreamer of its own (~50 s on a 2-core Zen 3), so both are
+# `slow` (tree search itself runs by default in tests/test_tree_search.py and MuZero).
 @pytest.mark.parametrize("env_id,controller", [pytest.param("CartPole-v1", "discrete_cem", marks=pytest.mark.slow),
-                                               ("CartPole-v1", "mcts")])
+                                               pytest.param("CartPole-v1", "mcts", marks=pytest.mark.slow)])
 def test_latent_planning_controller_runs(env_id, controller):
     if controller == "mcts":
         pytest.importorskip("mctx", reason="tree search needs the mctx extra: pip install 'jaxmbrl[mctx]'")
@@ -83,13 +84,7 @@ def test_latent_planning_controller_runs(env_id, controller):
     assert state.planner.mean.shape[:2] == (cfg.num_envs, kept)
 
 
-def test_continuous_actions_with_the_actor():
-    cfg = dreamer.Config.tiny(env_id="Pendulum-v1", num_iterations=2, steps_per_iteration=8)
-    train = dreamer.make_train(cfg)
-    state, metrics = jax.jit(train.run)(jax.random.PRNGKey(0), cfg.hparams())
-    actions = np.asarray(state.buffer.data.action)  # [C, B, 1]
-    assert actions.shape[1:] == (cfg.num_envs, 1)
-    assert (np.abs(actions) <= 2.0).all() and np.isfinite(metrics.actor_loss[1])
+# Continuous actions with the actor: tests/test_plan2explore.py's run is on Pendulum.
 
 
 # A whole Dreamer compile for the encoder swap; the CNN itself is tested in
@@ -122,13 +117,14 @@ def test_bad_configs_raise_at_make_train():
         dreamer.make_train(dreamer.Config.tiny(env_id="CartPole-v9"))
 
 
-def test_runner_trains_dreamer_and_writes_the_run_folder(tmp_path):
-    cfg = dreamer.Config.tiny(num_iterations=3)
+def test_runner_trains_dreamer_and_writes_the_run_folder(tiny, tmp_path):
+    # The module fixture's config and seeds: the runner finds its programs in the cache.
+    cfg = tiny[0]
     out = str(tmp_path / "dreamer")
-    result = run.run("dreamer", cfg, [cfg.hparams()], out, run.RunOptions(seeds=1, progress=False))
+    result = run.run("dreamer", cfg, [cfg.hparams()], out, run.RunOptions(seeds=2, progress=False))
     assert (tmp_path / "dreamer" / "metrics.jsonl").exists()
     lines = (tmp_path / "dreamer" / "metrics.jsonl").read_text().strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 2 * 3
     assert result is not None
     # The RSSM's k-step open-loop error (diagnose works for Dreamer's world model too).
     errors, png = run.diagnose(out, horizon=3)

@@ -59,18 +59,17 @@ pytestmark = pytest.mark.xdist_group("mbpo")
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(run_by_steps):
+    """Config.tiny() run for 2 seeds by the runner's programs (shared by the tests below):
+    (cfg, train, (first state, final state, Metrics [2, 3], the jitted chunk))."""
     cfg = mbpo.Config.tiny()
-    return cfg, mbpo.make_train(cfg)
+    train = mbpo.make_train(cfg)
+    return cfg, train, run_by_steps(train, cfg)
 
 
-def test_tiny_runs_vmapped_seeds_differ_and_repeat(tiny):
-    cfg, train = tiny
-    hp = jax.tree.map(lambda h: jnp.full((2,), h, jnp.float32), cfg.hparams())
-    run = jax.jit(jax.vmap(train.run))
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    state, metrics = run(keys, hp)
-    _, again = run(keys, hp)
+def test_tiny_runs_vmapped_seeds_differ_and_repeat(tiny, run_by_steps):
+    cfg, train, (_, state, metrics, _) = tiny
+    again = run_by_steps(train, cfg)[2]
     jax.tree.map(np.testing.assert_array_equal, metrics, again)
     np.testing.assert_array_equal(metrics.iteration, [[0, 1, 2]] * 2)
     np.testing.assert_array_equal(metrics.env_steps, [[16, 32, 48]] * 2)
@@ -85,14 +84,11 @@ def test_tiny_runs_vmapped_seeds_differ_and_repeat(tiny):
 
 
 def test_step_compiles_once(tiny):
-    cfg, train = tiny
-    state = jax.jit(train.init)(jax.random.PRNGKey(3), cfg.hparams())
-    step = jax.jit(train.step)
-    state, m1 = step(state)
-    state, m2 = step(state)
+    cfg, _, (_, _, metrics, step) = tiny
+    assert cfg.num_iterations - cfg.warmup_iterations >= 2  # the fixture called it at least twice
     assert step._cache_size() == 1
-    assert int(m2.iteration) == int(m1.iteration) + 1 == 2
-    assert int(m2.env_steps) == 48
+    np.testing.assert_array_equal(metrics.iteration[0], [0, 1, 2])
+    np.testing.assert_array_equal(metrics.env_steps[0], [16, 32, 48])
 
 
 def test_bad_configs_raise_at_make_train():

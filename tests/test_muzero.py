@@ -104,10 +104,13 @@ def test_continuous_actions_are_refused_in_one_line():
         muzero.make_train(muzero.Config.tiny(selection="ucb"))
 
 
-def test_cli_trains_muzero_and_writes_the_run_folder(tmp_path, capsys):
+# The default run trains the module fixture's config (its programs come from the cache);
+# PUCT selection with scalar values is a program of its own, kept for the slow run.
+@pytest.mark.parametrize("sets", [[], pytest.param(["--set", "selection=puct", "value_bins=0"], marks=pytest.mark.slow)])
+def test_cli_trains_muzero_and_writes_the_run_folder(tiny_runs, sets, tmp_path, capsys):
     out = str(tmp_path / "mz")
-    argv = ["train", "muzero", "--env", "CartPole-v1", "--preset", "tiny", "--seeds", "2", "--no-progress",
-            "--set", "selection=puct", "value_bins=0", "--out", out]
+    argv = ["train", "muzero", "--env", "CartPole-v1", "--preset", "tiny", "--seeds", "2", "--no-progress", *sets,
+            "--out", out]
     assert cli.main(argv) == 0
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     assert len(rows) == 2 * 3 and {r["seed"] for r in rows} == {0, 1}

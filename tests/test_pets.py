@@ -59,6 +59,7 @@ def test_discrete_env_with_learned_reward_runs():
     assert int(metrics.episodes.sum()) >= 1 and np.isfinite(np.asarray(metrics.model_holdout_mse)).all()
 
 
+@pytest.mark.slow  # a learning test: PETS + tree search is measured in docs/BENCHMARKS.md
 def test_mcts_on_the_learned_ensemble_outlasts_random_actions():
     pytest.importorskip("mctx", reason="tree search needs the mctx extra: pip install 'jaxmbrl[mctx]'")
     # 300 random steps (about 13 CartPole episodes), a fit, then 300 steps of Gumbel MCTS

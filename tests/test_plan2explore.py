@@ -54,17 +54,22 @@ def test_heads_loss_leaves_out_pairs_that_cross_an_episode_start(heads):
     assert not np.isclose(loss, p2e.heads_loss(h, params, moved, actions, jnp.zeros((2, 4), bool)))
 
 
+# On Pendulum, so this one Dreamer compile is also the default run's Dreamer with
+# continuous actions.
 def _p2e_run(coefficients):
-    cfg = dreamer.Config.tiny(exploration="plan2explore", disagreement_heads=3)
+    cfg = dreamer.Config.tiny(env_id="Pendulum-v1", exploration="plan2explore", disagreement_heads=3)
     hp = cfg.hparams()
     batch = jax.tree.map(lambda *v: jnp.stack([jnp.asarray(x, jnp.float32) for x in v]),
                          *[hp._replace(intrinsic_reward=c) for c in coefficients])
     run = jax.jit(jax.vmap(dreamer.make_train(cfg).run, in_axes=(None, 0)))
-    return cfg, run(jax.random.PRNGKey(0), batch)[1]
+    return cfg, *run(jax.random.PRNGKey(0), batch)
 
 
 def test_plan2explore_learns_its_heads_and_a_positive_coefficient_changes_the_actor():
-    cfg, metrics = _p2e_run([0.0, 1.0])  # one program: the coefficient is traced
+    cfg, state, metrics = _p2e_run([0.0, 1.0])  # one program: the coefficient is traced
+    actions = np.asarray(state.buffer.data.action)  # [2, C, B, 1]
+    assert actions.shape[2:] == (cfg.num_envs, 1)
+    assert (np.abs(actions) <= 2.0).all() and np.isfinite(metrics.actor_loss[:, 1:]).all()
     learned = slice(cfg.warmup_iterations, None)
     for lane in range(2):
         assert np.all(np.asarray(metrics.model_disagreement[lane, learned]) > 0)
@@ -78,9 +83,9 @@ def test_plan2explore_learns_its_heads_and_a_positive_coefficient_changes_the_ac
 def test_a_zero_coefficient_gives_plain_dreamer():
     """With intrinsic_reward 0 the heads learn but change nothing: plain Dreamer's metrics
     (up to the float rounding of a vmapped program against an unbatched one)."""
-    plain_cfg = dreamer.Config.tiny()
+    plain_cfg = dreamer.Config.tiny(env_id="Pendulum-v1")
     _, plain = jax.jit(dreamer.make_train(plain_cfg).run)(jax.random.PRNGKey(0), plain_cfg.hparams())
-    _, metrics = _p2e_run([0.0])
+    _, _, metrics = _p2e_run([0.0])
     for name in ("eval_return", "model_loss", "actor_loss", "critic_loss", "imagined_return"):
         np.testing.assert_allclose(getattr(metrics, name)[0], getattr(plain, name), rtol=1e-4, err_msg=name)
     assert np.isnan(plain.model_disagreement).all() and np.isnan(plain.disagreement_loss).all()

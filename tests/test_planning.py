@@ -104,7 +104,10 @@ def noisy_model(key, params, obs, action):
 
 # --- oracle control ------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(PENDULUM_PLANNERS))
+# Random shooting's case runs 4,000 candidates for 8 x 200 steps (~26 s on a 2-core Zen 3):
+# `slow`; its update is tested on the toy models below.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "random_shooting" else n
+                                  for n in sorted(PENDULUM_PLANNERS)])
 def test_continuous_planner_solves_pendulum_with_true_dynamics(name):
     factory, kwargs = PENDULUM_PLANNERS[name]
     _, _, spec, model_fn = _env(PENDULUM)
@@ -310,7 +313,9 @@ def test_jit_plan_compiles_once_and_vmap_matches_single_calls(name):
         assert (np.asarray(batched[2].plan) >= np.array(spec.low)).all()
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+# pUCT's floats are mcts's (its case is `slow` as above).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "mcts_puct" else n
+                                  for n in sorted(SMALL)])
 def test_vmap_over_each_float_gives_different_plans_in_one_compile(name):
     env_id = SMALL[name][0]
     planner, env_params = _small_planner(name)

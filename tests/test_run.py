@@ -189,7 +189,9 @@ def test_cli_help_plot_envs_and_diagnose(straight_run, tmp_path, capsys):
     assert _cli("diagnose", str(tmp_path)) == 2
 
 
-# Dreamer's world model is diagnosed in tests/test_dreamer.py (its runner test).
+# Dreamer's world model is diagnosed in tests/test_dreamer.py (its runner test), MuZero's in
+# tests/test_muzero.py and PETS' ensemble above; deep Dyna's (a program of its own) is `slow`.
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, sets", [("dyna", ["mode=deep", "num_iterations=1"])])
 def test_diagnose_works_for_every_learned_model(algo, sets, tmp_path, capsys):
     out = str(tmp_path / algo)

@@ -82,7 +82,8 @@ def test_discrete_actions_and_images_are_refused_in_one_line():
         tdmpc2.make_train(tdmpc2.Config.tiny(planner_proposals=15))
 
 
-def test_cli_trains_tdmpc2_and_writes_the_run_folder(tmp_path, capsys):
+def test_cli_trains_tdmpc2_and_writes_the_run_folder(tiny_runs, tmp_path, capsys):
+    # The module fixture's config and seeds: the CLI finds its programs in the cache.
     out = str(tmp_path / "td")
     assert cli.main(["train", "tdmpc2", "--preset", "tiny", "--seeds", "2", "--no-progress", "--out", out]) == 0
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]

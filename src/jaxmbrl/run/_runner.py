@@ -226,6 +226,22 @@ def _nonfinite_flags(state, indices) -> jax.Array:
     return jnp.stack([~jnp.isfinite(leaves[i].reshape(leaves[i].shape[0], -1)).all(1) for i in indices])
 
 
+def chunk_program(train, length: int, checked_indices: Sequence[int]):
+    """The function a run compiles: `length` iterations of the vmapped step.
+
+    state -> (state, Metrics [length, batch], non-finite flags [checked leaves, batch]).
+    The tests build their runs from it too, so a test and a CLI run of one config share
+    one compiled program through the persistent cache.
+    """
+    vstep = jax.vmap(train.step)
+
+    def chunk(state):
+        state, metrics = jax.lax.scan(lambda s, _: vstep(s), state, None, length=length)
+        # Computed in the program, so checking for divergence costs one small transfer.
+        return state, metrics, _nonfinite_flags(state, checked_indices)
+    return chunk
+
+
 def _is_loss(name: str) -> bool:
     return "loss" in name or "mse" in name or name in ("kl", "td_error")
 
@@ -297,15 +313,24 @@ def _gib(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def _check_state_memory(train, hparams_points, batch: int) -> None:
+def _abstract_batch(hparams_points: Sequence[Any], batch: int):
+    """The (keys, hparams) that `batch` runs (padded to the devices) take, as shapes only."""
+    padded = _padded(batch)
+    key = np.asarray(batch_keys(0, 1, 1))
+    hp = batch_hparams(hparams_points[:1], 1)
+    return (jax.ShapeDtypeStruct((padded,) + key.shape[1:], key.dtype),
+            jax.tree.map(lambda a: jax.ShapeDtypeStruct((padded,), a.dtype), hp))
+
+
+def _check_state_memory(template, batch: int) -> None:
     """Refuses, before any array is built, a batch whose state cannot fit in memory.
 
-    The state of one member comes from `jax.eval_shape` (nothing is allocated); a chunk
+    `template` is the batch's state from `jax.eval_shape` (nothing is allocated); a chunk
     holds its input and its output state at once, hence twice the batch's state.
     """
-    one = jax.eval_shape(jax.vmap(train.init), batch_keys(0, 1, 1), batch_hparams(hparams_points[:1], 1))
-    per_member = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(one))
-    need = 2 * per_member * _padded(batch)
+    padded = _padded(batch)
+    need = 2 * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(template))
+    per_member = need // (2 * padded)
     limit = device_memory()
     if limit is not None and need > limit:
         raise UsageError(f"{batch} run(s) need about {_gib(need)} for their state ({_gib(per_member)} each, "
@@ -370,7 +395,11 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
     if seeds < 1 or options.chunk < 1:
         raise UsageError("--seeds and --chunk must be >= 1.")
     _trackers.require(options.tensorboard, options.wandb)
-    _check_state_memory(train, hparams_points, points * seeds)
+    # One vmapped init, traced once: its shapes here, the template and the compile below
+    # reuse the trace (jit caches it per function object).
+    vinit, started = jax.vmap(train.init), time.perf_counter()
+    template = jax.eval_shape(vinit, *_abstract_batch(hparams_points, points * seeds))
+    _check_state_memory(template, points * seeds)
     meta = {
         "algorithm": algo_name,
         **_config.config_dict(config, hparams_points[0]),
@@ -389,7 +418,7 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
     # Only process 0 writes the folder (and holds its lock); the others read checkpoints.
     lock = _files.RunLock(out_dir) if _distributed.is_primary() else contextlib.nullcontext()
     with lock, _OutOfMemory():
-        return _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta)
+        return _run_locked(algo_name, config, train, (vinit, template, started), hparams_points, out_dir, options, meta)
 
 
 def _agreed_folder(out_dir: str, meta: Dict[str, Any], options: RunOptions) -> bool:
@@ -437,7 +466,7 @@ def _prepare_folder(out_dir: str, meta: Dict[str, Any], options: RunOptions) -> 
     return True
 
 
-def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta) -> RunResult:
+def _run_locked(algo_name, config, train, traced, hparams_points, out_dir, options, meta) -> RunResult:
     points, seeds = len(hparams_points), options.seeds
     batch = points * seeds
     labels = meta["point_labels"]
@@ -450,8 +479,8 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
     keys, padded = _shard(batch_keys(options.seed, seeds, points), batch)
     hp, _ = _shard(batch_hparams(hparams_points, seeds), batch)
 
-    start = time.perf_counter()
-    template = jax.eval_shape(jax.vmap(train.init), keys, hp)
+    # `started` is before init's trace, which its compile below reuses.
+    vinit, template, start = traced
     checked_names, checked_indices = _checked_leaves(template)
     warm_template = getattr(template, "warmup", None)
     done_warmup = 0 if warm_template is None else jax.tree.leaves(warm_template)[0].shape[1]
@@ -460,11 +489,7 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
     rows: List[Dict[str, Any]] = []
     compile_s = 0.0
     def make_chunk(length, state):
-        def chunk(state):
-            state, metrics = jax.lax.scan(lambda s, _: jax.vmap(train.step)(s), state, None, length=length)
-            # Computed in the program, so checking for divergence costs one small transfer.
-            return state, metrics, _nonfinite_flags(state, checked_indices)
-
+        chunk = chunk_program(train, length, checked_indices)
         t = time.perf_counter()
         # Every state leaf has the batch as its leading axis: keep it sharded there.
         sharding = _batch_sharding(padded)
@@ -490,7 +515,7 @@ def _run_locked(algo_name, config, train, hparams_points, out_dir, options, meta
             logs.rewrite(rows)
     else:
         sharding = _batch_sharding(padded)
-        init = jax.jit(jax.vmap(train.init), out_shardings=sharding).lower(keys, hp).compile()
+        init = jax.jit(vinit, out_shardings=sharding).lower(keys, hp).compile()
         _check_program_memory(init, "init")
         # Every program is compiled (and its memory checked) against the abstract state
         # before the folder is written, so a config that cannot run leaves nothing behind.
