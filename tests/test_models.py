@@ -76,6 +76,7 @@ def test_normaliser_uses_only_masked_rows():
     np.testing.assert_allclose(models.denormalise(norm, models.normalise(norm, x)), x, rtol=1e-6)
 
 
+@pytest.mark.slow  # a learning test; fit's mechanics (early stopping, vmap, jit) run by default below
 def test_fit_learns_pendulum_and_beats_deterministic_mlp_nll(pendulum_data):
     """Issue acceptance at test scale: 10k random transitions, smaller network."""
     spec, data, test = pendulum_data
