@@ -36,6 +36,7 @@ def hopper():
     from one compiled program (the limit is a traced param)."""
     _needs_brax()
     env, params, spec = envs.make("brax/hopper", backend="spring")
+    assert env.traced_obs_shape() == spec.obs_shape  # the table of sizes against Brax
     run = jax.jit(lambda p, k: envs.random_rollout(env, p, spec, k, 150, 4))
     short = run(params.replace(max_steps_in_episode=5), jax.random.PRNGKey(0))
     long = run(params, jax.random.PRNGKey(1))
@@ -86,6 +87,7 @@ def test_reacher_known_reward_matches_brax():
 
 def _check_known(task, backend):
     env, params, spec = envs.make(f"brax/{task}", backend=backend)
+    assert env.traced_obs_shape() == spec.obs_shape  # jaxmbrl's table of sizes against Brax
     flat = _flat(jax.jit(lambda k: envs.random_rollout(env, params, spec, k, 200, 4))(jax.random.PRNGKey(1)))
     env_id = f"brax/{task}"
     d = jax.vmap(envs.termination_fn(env_id))(flat.obs, flat.action, flat.next_obs)

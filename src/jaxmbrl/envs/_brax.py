@@ -31,6 +31,11 @@ TASKS = (
     "reacher",
     "walker2d",
 )
+# Observation sizes of the default tasks (no constructor arguments; the same on every
+# backend), so that listing them (`jaxmbrl envs`) need not trace seven resets (~2 s each on
+# a 2-core CPU). tests/test_brax.py checks them against the traced reset.
+OBS_SIZES = {"ant": 27, "halfcheetah": 17, "hopper": 11, "inverted_double_pendulum": 8, "inverted_pendulum": 4,
+             "reacher": 11, "walker2d": 17}
 # Brax's physics pipelines. Per step, one env, halfcheetah on a 2-core CPU: spring 0.3 ms,
 # positional 0.9 ms, mjx 1.2 ms, generalized 1.5 ms (docs/BENCHMARKS.md).
 BACKENDS = ("generalized", "positional", "spring", "mjx")
@@ -163,11 +168,15 @@ def _make_classes():
 
         def observation_space(self, params=None):
             if self._obs_shape is None:
-                # Brax's `observation_size` runs an eager reset, op by op: 5-15 s of tiny
-                # compilations per task. Tracing it for the shape costs a fraction of that.
-                reset = jax.eval_shape(self.brax_env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32))
-                self._obs_shape = tuple(reset.obs.shape)
+                known = None if self.brax_kwargs else OBS_SIZES.get(self.task)
+                self._obs_shape = (known,) if known is not None else self.traced_obs_shape()
             return spaces.Box(-jnp.inf, jnp.inf, self._obs_shape, jnp.float32)
+
+        def traced_obs_shape(self) -> Tuple[int, ...]:
+            """The observation's shape from a traced reset (Brax's own `observation_size`
+            runs an eager reset, op by op: 5-15 s of tiny compilations per task)."""
+            reset = jax.eval_shape(self.brax_env.reset, jax.ShapeDtypeStruct((2,), jnp.uint32))
+            return tuple(reset.obs.shape)
 
     return BraxEnv, BraxEnvState, BraxEnvParams
 
