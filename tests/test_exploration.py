@@ -100,6 +100,11 @@ def test_optimistic_model_fn_refuses_particles_that_do_not_split_over_members():
                                      jnp.zeros((1,)), jnp.zeros((2, 3, 1)), 1.0, 3)
 
 
+# Its two module fixtures are built once: `make test` (--dist loadgroup) keeps this file's
+# tests on one worker (without the mark each worker built `bonus_run`, ~15 s).
+pytestmark = pytest.mark.xdist_group("exploration")
+
+
 @pytest.fixture(scope="module")
 def fitted_pets():
     cfg = pets.Config.tiny(num_iterations=2)
