@@ -397,8 +397,9 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
     _trackers.require(options.tensorboard, options.wandb)
     # One vmapped init, traced once: its shapes here, the template and the compile below
     # reuse the trace (jit caches it per function object).
-    vinit, started = jax.vmap(train.init), time.perf_counter()
+    vinit, t = jax.vmap(train.init), time.perf_counter()
     template = jax.eval_shape(vinit, *_abstract_batch(hparams_points, points * seeds))
+    trace_s = time.perf_counter() - t  # counted as compile time: init's compile reuses it
     _check_state_memory(template, points * seeds)
     meta = {
         "algorithm": algo_name,
@@ -418,7 +419,7 @@ def run(algo_name: str, config, hparams_points: Sequence[Any], out_dir: str,
     # Only process 0 writes the folder (and holds its lock); the others read checkpoints.
     lock = _files.RunLock(out_dir) if _distributed.is_primary() else contextlib.nullcontext()
     with lock, _OutOfMemory():
-        return _run_locked(algo_name, config, train, (vinit, template, started), hparams_points, out_dir, options, meta)
+        return _run_locked(algo_name, config, train, (vinit, template, trace_s), hparams_points, out_dir, options, meta)
 
 
 def _agreed_folder(out_dir: str, meta: Dict[str, Any], options: RunOptions) -> bool:
@@ -479,8 +480,8 @@ def _run_locked(algo_name, config, train, traced, hparams_points, out_dir, optio
     keys, padded = _shard(batch_keys(options.seed, seeds, points), batch)
     hp, _ = _shard(batch_hparams(hparams_points, seeds), batch)
 
-    # `started` is before init's trace, which its compile below reuses.
-    vinit, template, start = traced
+    vinit, template, trace_s = traced
+    start = time.perf_counter() - trace_s
     checked_names, checked_indices = _checked_leaves(template)
     warm_template = getattr(template, "warmup", None)
     done_warmup = 0 if warm_template is None else jax.tree.leaves(warm_template)[0].shape[1]
