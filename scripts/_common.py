@@ -73,10 +73,12 @@ def mlp_flops(sizes, batch: int, backward: bool) -> float:
 
 
 def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hparams=None,
-              max_seconds: float | None = None, postfix: str = "episode_return"):
+              max_seconds: float | None = None, postfix: str = "episode_return", keys=None):
     """Runs `num_seeds` seeds of an algorithm as one vmapped program, one compiled
     iteration per call (so a progress bar can follow). With `max_seconds`, stops after
-    the first iteration that ends past that wall time (compile included).
+    the first iteration that ends past that wall time (compile included). A leaf of
+    `hparams` may be a [num_seeds] array (a sweep in the same program); `keys`
+    [num_seeds, 2] replaces the keys split from `seed` (e.g. the same seeds per setting).
 
     Returns:
       (metrics: dict name -> numpy array [seeds, iterations], wall seconds incl. compile,
@@ -86,8 +88,9 @@ def run_seeds(train, config, num_seeds: int, seed: int = 0, desc: str = "", hpar
     from tqdm import tqdm
 
     hp = config.hparams() if hparams is None else hparams
-    batched = jax.tree.map(lambda x: jnp.full((num_seeds,), x, jnp.float32), hp)
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    batched = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float32), (num_seeds,)), hp)
+    if keys is None:
+        keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
     start = time.perf_counter()
     init = jax.jit(jax.vmap(train.init))
     step = jax.jit(jax.vmap(train.step))

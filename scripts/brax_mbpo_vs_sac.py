@@ -16,6 +16,10 @@ budgets (Hopper 125k, HalfCheetah 400k env steps) with `--set policy_updates_per
 
     python scripts/brax_mbpo_vs_sac.py --env brax/inverted_pendulum --seeds 5
     python scripts/brax_mbpo_vs_sac.py --env brax/hopper --seeds 2 --env-steps 20000
+    # the two halves apart (e.g. each on its own core), then one result:
+    python scripts/brax_mbpo_vs_sac.py --env brax/halfcheetah --only mbpo --json mbpo.json
+    python scripts/brax_mbpo_vs_sac.py --env brax/halfcheetah --only sac --json sac.json
+    python scripts/brax_mbpo_vs_sac.py --merge mbpo.json sac.json --json docs/brax_halfcheetah.json
 """
 from __future__ import annotations
 
@@ -73,6 +77,37 @@ def first_reaching(result, value, per_seed=False):
     return out if per_seed else out[0]
 
 
+def summary(result, budget):
+    """MBPO's final return, SAC's at MBPO's budget, and the SAC steps to reach MBPO's."""
+    mbpo_final = float(np.mean(result["mbpo"]["eval_return"], 0)[-1])
+    sac = result["sac"]
+    at_budget = np.asarray(sac["eval_return"])[:, np.asarray(sac["env_steps"]) == budget]
+    needed = first_reaching(sac, mbpo_final)
+    return {
+        "mbpo_env_steps": budget,
+        "mbpo_final_eval_return": round(mbpo_final, 1),
+        "sac_eval_return_at_mbpo_budget": round(float(at_budget.mean()), 1) if at_budget.size else None,
+        "sac_env_steps_to_mbpo_return": needed,
+        "ratio_mbpo_to_sac_steps": round(budget / needed, 3) if needed else None,
+        "sac_env_steps_run": int(sac["env_steps"][-1]),
+    }
+
+
+def merge(paths, out):
+    """One result from an `--only mbpo` and an `--only sac` run's JSON files (run apart,
+    e.g. each pinned to its own core), with the summary of a `--only both` run."""
+    result = {}
+    for path in paths:
+        with open(path) as f:
+            part = json.load(f)
+        result.update({k: v for k, v in part.items() if k not in result or k in ("mbpo", "sac", "sac_config")})
+    result["summary"] = summary(result, int(result["mbpo"]["env_steps"][-1]))
+    print(json.dumps(result["summary"], indent=1))
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common.add_brax_arguments(parser)
@@ -82,7 +117,11 @@ def main():
     parser.add_argument("--only", choices=("mbpo", "sac", "both"), default="both")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config overrides")
     parser.add_argument("--json", default="", help="write the result here too")
+    parser.add_argument("--merge", nargs=2, default=None, metavar=("MBPO_JSON", "SAC_JSON"),
+                        help="only merge the JSON files of an --only mbpo and an --only sac run (into --json)")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.json)
     budget, fields = BUDGETS.get(args.env, BUDGETS[DEFAULT_TASK])
     budget = args.env_steps or budget
     fields = {**fields, "env_id": args.env, "env_kwargs": {"backend": args.backend},
@@ -102,18 +141,7 @@ def main():
         result["sac"] = curve(f"SAC {args.env}", sac_cfg, sac_cfg.hparams()._replace(real_ratio=1.0), args.seeds,
                               args.seed)
     if "mbpo" in result and "sac" in result:
-        mbpo_final = float(np.mean(result["mbpo"]["eval_return"], 0)[-1])
-        sac = result["sac"]
-        at_budget = np.asarray(sac["eval_return"])[:, np.asarray(sac["env_steps"]) == budget]
-        needed = first_reaching(sac, mbpo_final)
-        result["summary"] = {
-            "mbpo_env_steps": budget,
-            "mbpo_final_eval_return": round(mbpo_final, 1),
-            "sac_eval_return_at_mbpo_budget": round(float(at_budget.mean()), 1) if at_budget.size else None,
-            "sac_env_steps_to_mbpo_return": needed,
-            "ratio_mbpo_to_sac_steps": round(budget / needed, 3) if needed else None,
-            "sac_env_steps_run": int(sac["env_steps"][-1]),
-        }
+        result["summary"] = summary(result, budget)
     if args.target is not None:
         for name in ("mbpo", "sac"):
             if name in result:

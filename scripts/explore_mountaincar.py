@@ -29,6 +29,8 @@ import argparse
 import json
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import _common
@@ -76,25 +78,47 @@ def configure(variant: str, steps: int, intrinsic: float, optimism: float, sets:
 
 
 def run_variant(variant, args, sets):
-    algo, cfg, hp = configure(variant, args.steps, args.intrinsic, args.optimism, sets)
-    cfg.validate_hparams(hp)
+    """Results of one variant: one per `--intrinsic` coefficient for mbpo_bonus, all of
+    them rows of one program (the same seeds for each coefficient)."""
+    coefficients = args.intrinsic if variant == "mbpo_bonus" else args.intrinsic[:1]
+    algo, cfg, hp = configure(variant, args.steps, coefficients[0], args.optimism, sets)
+    for c in coefficients:
+        cfg.validate_hparams(hp._replace(intrinsic_reward=c) if variant == "mbpo_bonus" else hp)
     train = algo.make_train(cfg)
-    table, wall, compile_s = _common.run_seeds(train, cfg, args.seeds, args.seed, desc=variant, hparams=hp,
+    rows, keys = args.seeds * len(coefficients), None
+    if len(coefficients) > 1:
+        hp = hp._replace(intrinsic_reward=np.repeat(np.asarray(coefficients, np.float32), args.seeds))
+        keys = jnp.tile(jax.random.split(jax.random.PRNGKey(args.seed), args.seeds), (len(coefficients), 1))
+    table, wall, compile_s = _common.run_seeds(train, cfg, rows, args.seed, desc=variant, hparams=hp,
                                                postfix="eval_return" if algo is mbpo else "episode_return",
-                                               max_seconds=args.max_seconds)
+                                               max_seconds=args.max_seconds, keys=keys)
+    print(f"\n## {variant}: {rows} runs ({args.seeds} seeds x {len(coefficients)} settings) in one program, "
+          f"{wall:.0f} s wall ({compile_s:.0f} s compile + first iteration), "
+          f"{int(table['env_steps'][0, -1])} env steps per run")
+    results = []
+    for i, c in enumerate(coefficients):
+        part = {k: v[i * args.seeds:(i + 1) * args.seeds] for k, v in table.items()}
+        name = variant if len(coefficients) == 1 else f"{variant} (intrinsic_reward {c:g})"
+        results.append(summarise(name, algo, cfg, hp, part, wall, compile_s, c if variant == "mbpo_bonus" else None))
+    return results
+
+
+def summarise(name, algo, cfg, hp, table, wall, compile_s, coefficient):
     steps = table["env_steps"][0]
     returns = table["eval_return"] if algo is mbpo else table["episode_return"]  # [seeds, iterations]
-    print(f"\n## {variant}: {args.seeds} seeds, {wall:.0f} s wall ({compile_s:.0f} s compile + first iteration), "
-          f"{int(steps[-1])} env steps per seed, {args.seeds * int(steps[-1]) / wall:.0f} env steps/s")
+    print(f"\n### {name}")
     _common.print_eval_table(steps, returns)
     solved = np.nan_to_num(returns, nan=-np.inf) >= SOLVED
     first = [int(steps[np.argmax(s)]) if s.any() else None for s in solved]
     finite = returns[:, np.isfinite(returns).all(0)]
+    hparams = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in hp._asdict().items()}
+    if coefficient is not None:
+        hparams["intrinsic_reward"] = float(coefficient)
     result = {
-        "variant": variant,
+        "variant": name,
         "algorithm": algo.__name__.rsplit(".", 1)[-1],
         "config": _common.plain_config(cfg),
-        "hparams": {k: float(v) for k, v in hp._asdict().items()},
+        "hparams": hparams,
         "env_steps": steps.tolist(),
         "returns_per_seed": np.round(returns, 1).tolist(),
         "mean_return_last": round(float(finite[:, -1].mean()), 1) if finite.size else None,
@@ -104,11 +128,11 @@ def run_variant(variant, args, sets):
         "wall_s_including_compile": round(wall, 1),
         "compile_and_first_iteration_s": round(compile_s, 1),
     }
-    if algo is mbpo and variant == "mbpo_bonus":
+    if coefficient is not None:
         result["model_disagreement"] = [float(f"{v:.3g}") for v in np.nanmean(table["model_disagreement"][:, 1:], 0)]
     print(f"mean return at the last iteration {result['mean_return_last']}, over all "
           f"{result['mean_return_all_iterations']}; seeds reaching >= {SOLVED:.0f}: {result['seeds_reaching_90']}"
-          f"/{args.seeds} (first env steps per seed: {first})")
+          f"/{len(returns)} (first env steps per seed: {first})")
     return result, returns
 
 
@@ -118,7 +142,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20_000, help="real env steps per seed")
-    parser.add_argument("--intrinsic", type=float, default=1.0, help="mbpo_bonus: HParams.intrinsic_reward")
+    parser.add_argument("--intrinsic", type=float, nargs="+", default=[1.0],
+                        help="mbpo_bonus: HParams.intrinsic_reward; several sweep them in one program")
     parser.add_argument("--optimism", type=float, default=1.0, help="pets_opt: HParams.optimism")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop a variant after the iteration that ends past this wall time")
@@ -131,9 +156,9 @@ def main():
     results, curves = [], {}
     start = time.perf_counter()
     for variant in args.only:
-        result, returns = run_variant(variant, args, sets)
-        results.append(result)
-        curves[variant] = returns
+        for result, returns in run_variant(variant, args, sets):
+            results.append(result)
+            curves[result["variant"]] = returns
     summary = {"machine": _common.machine(), "env": ENV, "seeds": args.seeds, "steps": args.steps,
                "total_wall_s": round(time.perf_counter() - start, 1), "variants": results}
     if args.json:

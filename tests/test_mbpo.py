@@ -100,3 +100,26 @@ def test_bad_configs_raise_at_make_train():
         mbpo.make_train(mbpo.Config.tiny(rollout_schedule=(1, 2, 0, 1)))
     with pytest.raises(ValueError, match="warmup_iterations"):
         mbpo.make_train(mbpo.Config.tiny(warmup_iterations=0))
+
+
+def test_known_reward_replaces_the_learned_head():
+    from jaxmbrl import envs, models
+
+    cfg = mbpo.Config.tiny(env_id="MountainCarContinuous-v0", learn_reward=False)
+    train = mbpo.make_train(cfg)
+    example = envs.example_transition(train.spec, jnp.zeros(train.spec.obs_shape, jnp.float32))
+    mstate = train.model.init(jax.random.PRNGKey(0), example, models.ModelHParams(1e-3, 0.0, 0.2))
+    # The untrained ensemble's next_obs are arbitrary; the reward must be the known
+    # function of them (a learned head would give something else).
+    obs = jnp.array([[0.5, 0.02], [-0.5, 0.0], [0.44, 0.07]], jnp.float32)
+    action = jnp.array([[0.3], [-1.0], [1.0]], jnp.float32)
+    next_obs, reward, _ = train.model.step(jax.random.PRNGKey(1), mstate, obs, action)
+    expected = jax.vmap(envs.reward_fn("MountainCarContinuous-v0"))(obs, action, next_obs)
+    np.testing.assert_allclose(reward, expected, rtol=1e-6)
+
+
+def test_known_reward_refused_where_none_is_known():
+    with pytest.raises(ValueError, match="No known reward.*Reacher-misc.*learn_reward=True"):
+        mbpo.make_train(mbpo.Config.tiny(env_id="Reacher-misc", learn_reward=False))
+    with pytest.raises(ValueError, match="set learn_reward=False to use it"):
+        mbpo.make_train(mbpo.Config.tiny(), reward_fn=lambda o, a, n: o[..., 0])

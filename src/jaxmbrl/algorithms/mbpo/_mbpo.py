@@ -111,6 +111,9 @@ class Config(ConfigBase):
     model_hidden_sizes: Tuple[int, ...] = (200, 200, 200, 200)
     model_activation: str = "silu"  # models.ACTIVATIONS
     model_compute_dtype: str = "float32"  # or "bfloat16" products (models.make_ensemble)
+    # False: imagined rewards come from the env's known reward function (envs.reward_fn),
+    # exact where a sparse reward (MountainCar's +100 at the flag) is hard to regress.
+    learn_reward: bool = True
     model_epochs: int = 25
     model_batch_size: int = 256
     model_patience: int = 5
@@ -251,17 +254,19 @@ def supports(spec: envs.EnvSpec) -> Optional[str]:
     return ""
 
 
-def default_model(config: Config, spec: envs.EnvSpec, termination_fn) -> models.Model:
-    """The Gaussian ensemble of `config`, learning the reward, each row a random elite."""
+def default_model(config: Config, spec: envs.EnvSpec, termination_fn, reward_fn=None) -> models.Model:
+    """The Gaussian ensemble of `config`, each row a random elite; it learns the reward
+    unless `config.learn_reward` is False (then `reward_fn` is the known one)."""
     ens = models.make_ensemble(spec.obs_shape, spec.action_dim, config.num_members, config.num_model_elites,
-                               config.model_hidden_sizes, learn_reward=True, activation=config.model_activation,
-                               compute_dtype=config.model_compute_dtype)
+                               config.model_hidden_sizes, learn_reward=config.learn_reward,
+                               activation=config.model_activation, compute_dtype=config.model_compute_dtype)
     return models.ensemble_model(
-        ens, propagation="ts1", termination_fn=termination_fn, epochs=config.model_epochs,
+        ens, propagation="ts1", reward_fn=None if config.learn_reward else reward_fn,
+        termination_fn=termination_fn, epochs=config.model_epochs,
         batch_size=config.model_batch_size, patience=config.model_patience, max_holdout=config.max_holdout)
 
 
-def make_train(config: Config, *, env=None, model: Optional[models.Model] = None,
+def make_train(config: Config, *, env=None, model: Optional[models.Model] = None, reward_fn=None,
                termination_fn=None) -> Train:
     """Builds MBPO's pure `init/step/run` for `config`.
 
@@ -269,11 +274,13 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
       env: an environment that is not registered: a gymnax env object or `(env, params)`.
       model: a `models.Model` (init / fit / step, predicting the reward) for the
         rollouts instead of the ensemble.
+      reward_fn: the reward of the default ensemble's rollouts when
+        `config.learn_reward` is False (default: the env's known one, `envs.reward_fn`).
       termination_fn: overrides the known termination of the env (default: the env's
-        own where jaxmbrl knows it, else never terminate). The reward is learned.
+        own where jaxmbrl knows it, else never terminate).
     Raises:
-      ValueError for an invalid config or a discrete-action env; `envs.UnknownEnvError`
-      for an unknown env id.
+      ValueError for an invalid config, a discrete-action env, or `learn_reward=False`
+      without a known reward; `envs.UnknownEnvError` for an unknown env id.
     """
     cfg = config
     cfg.validate()
@@ -286,8 +293,19 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         )
     if spec.max_steps < 1:
         raise ValueError(f"{spec.env_id} has no episode length; MBPO's evaluation needs one.")
+    if model is not None and (reward_fn is not None or termination_fn is not None):
+        raise ValueError("mbpo: reward_fn/termination_fn configure the default ensemble; a model passed as "
+                         "model= predicts its own reward and termination (build it with them).")
     if model is None:
-        model = default_model(cfg, spec, termination_or_never(spec.env_id, termination_fn))
+        if not cfg.learn_reward and reward_fn is None:
+            try:
+                reward_fn = envs.reward_fn(spec.env_id, env_params)
+            except ValueError as err:
+                raise ValueError(f"{err} Set learn_reward=True (MBPO's default) to learn it instead.") from None
+        if cfg.learn_reward and reward_fn is not None:
+            raise ValueError("mbpo: reward_fn is the known reward of learn_reward=False; set "
+                             "learn_reward=False to use it, or drop reward_fn to learn the reward.")
+        model = default_model(cfg, spec, termination_or_never(spec.env_id, termination_fn), reward_fn)
     if cfg.exploration == "disagreement" and getattr(model, "member_means", None) is None:
         raise ValueError("mbpo: exploration='disagreement' needs a model with member_means (the ensemble "
                          "has it; see models.Model); set exploration='none' for this model")
