@@ -126,7 +126,7 @@ def main():
     budget = args.env_steps or budget
     fields = {**fields, "env_id": args.env, "env_kwargs": {"backend": args.backend},
               **run._config.parse_assignments(args.set)}
-    per_iteration = fields["steps_per_iteration"]
+    per_iteration = int(fields["steps_per_iteration"])
     _, cfg, _ = run.resolve("mbpo", overrides={**fields, "num_iterations": budget // per_iteration})
     result = {"machine": _common.machine(), "mbpo_config": _common.plain_config(cfg)}
     print(f"machine: {result['machine']}")

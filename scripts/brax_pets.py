@@ -81,14 +81,16 @@ def oracle(args, config):
     env_kwargs = dict(config.env_kwargs)
     _, _, spec = envs.make(args.env, **env_kwargs)
     model_fn, _ = envs.true_model(args.env, **env_kwargs)
-    planner = planning.cem(model_fn, spec, horizon=config.planner_horizon, num_samples=config.planner_samples,
-                           num_elites=config.planner_elites, num_iters=config.planner_iterations, num_particles=1)
+    name = planning.resolve_planner(config.planner, spec)
+    planner = planning.make_planner(name, model_fn, spec, horizon=config.planner_horizon,
+                                    num_samples=config.planner_samples, num_elites=config.planner_elites,
+                                    num_iters=config.planner_iterations, num_particles=1)
     start = time.perf_counter()
     run_episodes = oracle_episode_returns(args.env, planner, args.seeds, spec.max_steps, **env_kwargs)
     returns = np.asarray(run_episodes(jax.random.PRNGKey(args.seed)))
     print(json.dumps({
         "machine": _common.machine(), "env": args.env, "env_kwargs": env_kwargs, "oracle": True,
-        "planner": dict(horizon=config.planner_horizon, samples=config.planner_samples,
+        "planner": dict(name=name, horizon=config.planner_horizon, samples=config.planner_samples,
                         elites=config.planner_elites, iterations=config.planner_iterations),
         "episode_returns": returns.round(1).tolist(), "wall_s_including_compile": round(time.perf_counter() - start, 1),
     }, indent=1))

@@ -123,3 +123,22 @@ def test_known_reward_refused_where_none_is_known():
         mbpo.make_train(mbpo.Config.tiny(env_id="Reacher-misc", learn_reward=False))
     with pytest.raises(ValueError, match="set learn_reward=False to use it"):
         mbpo.make_train(mbpo.Config.tiny(), reward_fn=lambda o, a, n: o[..., 0])
+
+
+def test_target_entropy_reaches_sac_temperature():
+    # A target far above the policy's entropy raises the temperature, one far below lowers
+    # it; the default (None) is SAC's -A.
+    assert mbpo.make_train(mbpo.Config.tiny()).agent.config.target_entropy == -1.0
+    key = jax.random.PRNGKey(0)
+    batch = Transition(jnp.zeros((8, 3)), jnp.zeros((8, 1)), jnp.zeros((8,)), jnp.zeros((8, 3)),
+                       jnp.zeros((8,), jnp.bool_), jnp.zeros((8,), jnp.bool_))
+    alphas = {}
+    for target in (5.0, -50.0):
+        agent = mbpo.make_train(mbpo.Config.tiny(target_entropy=target)).agent
+        assert agent.config.target_entropy == target
+        hp = mbpo.HParams(alpha_learning_rate=0.1).sac()
+        state, _ = agent.update(agent.init(key, hp), batch, hp, key)
+        alphas[target] = float(jnp.exp(state.log_alpha))
+    assert alphas[5.0] > 1.0 > alphas[-50.0]
+    with pytest.raises(ValueError, match="target_entropy must be a finite number"):
+        mbpo.make_train(mbpo.Config.tiny(target_entropy=float("inf")))

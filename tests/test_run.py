@@ -210,6 +210,15 @@ def test_config_file_then_set_overrides(tmp_path):
     assert cfg.num_members == pets.Config.tiny().num_members
 
 
+def test_optional_number_field_parses_a_number_or_none():
+    _, cfg, _ = run.resolve("mbpo", preset="tiny", overrides={"target_entropy": "-0.05"})
+    assert cfg.target_entropy == -0.05
+    _, cfg, _ = run.resolve("mbpo", preset="tiny", overrides={"target_entropy": "none"})
+    assert cfg.target_entropy is None
+    with pytest.raises(run.UsageError, match="target_entropy='x' is not a valid number or none"):
+        run.resolve("mbpo", preset="tiny", overrides={"target_entropy": "x"})
+
+
 def test_sweep_cli_writes_summary_table_and_plot(tmp_path, capsys):
     out = str(tmp_path / "sweep")
     code = _cli("sweep", "pets", "--preset", "tiny", "--set", "num_iterations=2", "steps_per_iteration=10",

@@ -59,6 +59,10 @@ def _parse(name: str, text: Any, default: Any) -> Any:
             return value
         if isinstance(default, float):
             return float(text)
+        if default is None:  # an optional number (mbpo's target_entropy): "none" keeps the default
+            if text is None or str(text).strip().lower() in ("none", "null", ""):
+                return None
+            return float(text)
         if isinstance(default, tuple):
             items = text if isinstance(text, (list, tuple)) else [t for t in str(text).strip("()[] ").split(",") if t.strip()]
             kind = type(default[0]) if default else int
@@ -73,6 +77,8 @@ def _parse(name: str, text: Any, default: Any) -> Any:
         raise
     except (TypeError, ValueError, OverflowError):
         kind = "true/false" if isinstance(default, bool) else type(default).__name__
+        if default is None:
+            kind = "number or none"
         if isinstance(default, tuple):
             kind = "comma-separated integers, e.g. 64,64"
         if isinstance(default, Mapping):

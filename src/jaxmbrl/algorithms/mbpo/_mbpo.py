@@ -17,6 +17,7 @@ evaluated on `num_eval_episodes` fresh episodes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
 import jax
@@ -105,6 +106,9 @@ class Config(ConfigBase):
     policy_updates_per_step: int = 20
     policy_batch_size: int = 256
     policy_hidden_sizes: Tuple[int, ...] = (256, 256)
+    # SAC's temperature target; None: -A. Janner et al.'s configs set -0.05 on
+    # InvertedPendulum (A = 1), where -1 keeps the policy noisier than balancing allows.
+    target_entropy: Optional[float] = None
     # Dynamics model.
     num_members: int = 7
     num_model_elites: int = 5
@@ -151,6 +155,9 @@ class Config(ConfigBase):
         self._ints(0, "warmup_iterations", "buffer_capacity", "model_patience", "max_holdout",
                    "intrinsic_reward_decay_steps")
         self._choice("exploration", EXPLORATIONS)
+        te = self.target_entropy
+        if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not math.isfinite(te)):
+            raise ValueError(f"mbpo.Config.target_entropy must be a finite number or None (-A), got {te!r}.")
         if not 1 <= self.warmup_iterations < self.num_iterations:
             raise ValueError(
                 f"mbpo.Config.warmup_iterations={self.warmup_iterations} must be >= 1 (the "
@@ -311,7 +318,8 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
                          "has it; see models.Model); set exploration='none' for this model")
     bonus_coefficient = lambda hp, count: linear_decay(  # noqa: E731
         hp.intrinsic_reward, hp.intrinsic_reward_end, cfg.intrinsic_reward_decay_steps)(count)
-    agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes)
+    agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes,
+                             target_entropy=cfg.target_entropy)
     blocks = cfg.steps_per_iteration // cfg.model_train_every
     num_rollouts = cfg.rollouts_per_step * cfg.model_train_every * cfg.num_envs
     max_k = cfg.max_rollout_length
