@@ -34,8 +34,10 @@ from jaxmbrl.algorithms import mbpo
 
 # Per task: MBPO's budget in env steps and the Config fields that differ from mbpo.Config.
 BUDGETS = {
-    "brax/inverted_pendulum": (5000, dict(steps_per_iteration=500, warmup_iterations=2, model_train_every=250,
-                                          rollouts_per_step=100, policy_updates_per_step=10,
+    # Janner et al.'s InvertedPendulum config: 250-step epochs, 10 SAC updates per step,
+    # target entropy -0.05; here 500 random steps first.
+    "brax/inverted_pendulum": (5000, dict(steps_per_iteration=250, warmup_iterations=2, model_train_every=250,
+                                          rollouts_per_step=400, policy_updates_per_step=10, target_entropy=-0.05,
                                           model_hidden_sizes=(200, 200, 200))),
     "brax/reacher": (10000, dict(steps_per_iteration=1000, warmup_iterations=1, model_train_every=250,
                                  policy_updates_per_step=10)),

@@ -50,13 +50,14 @@ def table(tdmpc2_path, other_path):
     curves.update({name.upper(): other[name] for name in ("mbpo", "sac") if name in other})
     steps = [s for s, e in zip(ours["tdmpc2"]["env_steps"], np.mean(ours["tdmpc2"]["eval_return"], 0))
              if not np.isnan(e)]
-    print("| env steps | " + " | ".join(f"{s:,}" for s in steps) + " | wall per seed |")
+    print("| env steps | " + " | ".join(f"{s:,}" for s in steps) + " | wall per seed (its whole run) |")
     print("|---|" + "---|" * (len(steps) + 1))
     for name, c in curves.items():
         at = dict(zip(c["env_steps"], np.mean(np.asarray(c["eval_return"], np.float64), 0)))
         cells = [f"{at[s]:.1f}" if s in at and not np.isnan(at[s]) else "" for s in steps]
         seeds = len(c["eval_return"])
-        print(f"| {name} ({seeds} seeds) | " + " | ".join(cells) + f" | {c['wall_s'] / seeds:,.0f} s |")
+        print(f"| {name} ({seeds} seeds) | " + " | ".join(cells)
+              + f" | {c['wall_s'] / seeds:,.0f} s for {c['env_steps'][-1]:,} steps |")
 
 
 def main():
