@@ -83,28 +83,31 @@ def cem_part(args, peak: float, bf16_peak: float) -> list:
     return rows
 
 
-def train_part(args, peak: float) -> list:
+def train_part(args, peak: float, bf16_peak: float) -> list:
     peer, _ = run_peer(args, "mbrl_lib_pets.py", "--episodes", "0", "--actions", "1", "--pop", "50",
                        "--horizon", "5", "--particles", "2")
     peer_rate = peer["model_train_transitions_per_s"]
     rows = []
     for shape in (dict(transitions=200, epochs=25, holdout_ratio=0.05), dict(transitions=10_000, epochs=1)):
-        for activation in ("relu", "silu"):
-            ours = bench_model.measure_fit(batch_size=32, activation=activation, **shape)
+        for activation, dtype in (("relu", "float32"), ("silu", "float32"), ("relu", "bfloat16")):
+            ours = bench_model.measure_fit(batch_size=32, activation=activation, compute_dtype=dtype, **shape)
             # Ceiling: the peer's seconds for these transitions against the products'
             # FLOPs at the float32 peak.
             ideal_rate = ours["transitions_per_s"] * peak / ours["gflops_per_s"]
             rows.append(dict(
                 shape=f"{shape['transitions']} transitions x {shape['epochs']} epochs", batch_size=32,
-                activation=activation, peer_transitions_per_s=round(peer_rate),
+                activation=activation, compute_dtype=dtype, peer_transitions_per_s=round(peer_rate),
                 transitions_per_s=ours["transitions_per_s"], speedup=round(ours["transitions_per_s"] / peer_rate, 2),
                 compile_s=ours["compile_s_estimate"], fraction_of_float32_peak=round(ours["gflops_per_s"] / peak, 3),
+                fraction_of_own_dtype_peak=round(ours["gflops_per_s"] / (bf16_peak if dtype == "bfloat16" else peak), 3),
                 ceiling_speedup=round(ideal_rate / peer_rate, 2),
             ))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    for activation in ("relu", "silu"):
-        ours = bench_model.measure_fit(transitions=10_000, epochs=5, batch_size=256, activation=activation)
+    for activation, dtype in (("relu", "float32"), ("silu", "float32"), ("relu", "bfloat16")):
+        ours = bench_model.measure_fit(transitions=10_000, epochs=5, batch_size=256, activation=activation,
+                                       compute_dtype=dtype)
         rows.append(dict(shape="10000 transitions x 5 epochs", batch_size=256, activation=activation,
+                         compute_dtype=dtype,
                          transitions_per_s=ours["transitions_per_s"], compile_s=ours["compile_s_estimate"],
                          fraction_of_float32_peak=round(ours["gflops_per_s"] / peak, 3),
                          fraction_with_evaluation=round(ours["gflops_per_s_with_evaluation"] / peak, 3)))
@@ -117,25 +120,30 @@ def mbpo_part(args, peak: float) -> dict:
     # The peer's wall includes its 1,000 random steps and first model fit: its rate is
     # its 1,000 learning steps over that whole wall (a slight advantage to jaxmbrl).
     peer_rate = peer["train_env_steps_per_s"]
-    config = mbpo.Config(num_iterations=2, warmup_iterations=1, steps_per_iteration=1000, model_train_every=250,
-                         num_eval_episodes=1)
-    train = mbpo.make_train(config)
-    state = jax.block_until_ready(jax.jit(train.init)(jax.random.PRNGKey(0), config.hparams()))
-    start = time.perf_counter()
-    step = jax.jit(train.step).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    state, metrics = jax.block_until_ready(step(state))
-    wall = time.perf_counter() - start
-    rate = config.steps_per_iteration / wall
     _, _, spec = envs.make("Pendulum-v1")
-    sac_gflop_per_step = config.policy_updates_per_step * sac_update_flops(spec.obs_dim, spec.action_dim) / 1e9
+    sac_gflop_per_step = mbpo.Config().policy_updates_per_step * sac_update_flops(spec.obs_dim, spec.action_dim) / 1e9
+
+    def measure(dtype: str) -> dict:
+        config = mbpo.Config(num_iterations=2, warmup_iterations=1, steps_per_iteration=1000, model_train_every=250,
+                             num_eval_episodes=1, policy_compute_dtype=dtype, model_compute_dtype=dtype)
+        train = mbpo.make_train(config)
+        state = jax.block_until_ready(jax.jit(train.init)(jax.random.PRNGKey(0), config.hparams()))
+        start = time.perf_counter()
+        step = jax.jit(train.step).lower(state).compile()
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        state, metrics = jax.block_until_ready(step(state))
+        rate = config.steps_per_iteration / (time.perf_counter() - start)
+        return dict(env_steps_per_s=round(rate, 2), speedup=ratio(1 / peer_rate, 1 / rate), compile_s=round(compile_s, 1),
+                    eval_return=float(metrics.eval_return),
+                    sac_fraction_of_float32_peak=round(sac_gflop_per_step * rate / peak, 3))
+
     out = dict(peer_env_steps_per_s=round(peer_rate, 2), peer_wall_s=round(peer_wall, 1),
-               peer_eval_return=peer["eval_returns"], env_steps_per_s=round(rate, 2), speedup=ratio(1 / peer_rate, 1 / rate),
-               compile_s=round(compile_s, 1), eval_return=float(metrics.eval_return),
-               sac_fraction_of_float32_peak=round(sac_gflop_per_step * rate / peak, 3),
+               peer_eval_return=peer["eval_returns"], **measure("float32"),
                # Even with nothing but SAC's products at the peak.
                ceiling_speedup=round(peak / sac_gflop_per_step / peer_rate, 2))
+    # SAC's and the model's products in bfloat16 (`policy_compute_dtype`, `model_compute_dtype`).
+    out["bfloat16"] = measure("bfloat16")
     print(json.dumps(out), file=sys.stderr, flush=True)
     return out
 
@@ -184,7 +192,7 @@ def main():
     if "cem" in parts:
         result["cem"] = cem_part(args, peak, bf16_peak)
     if "train" in parts:
-        result["train"] = train_part(args, peak)
+        result["train"] = train_part(args, peak, bf16_peak)
     if "mbpo" in parts:
         result["mbpo"] = mbpo_part(args, peak)
     if "pets" in parts:

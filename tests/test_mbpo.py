@@ -142,3 +142,6 @@ def test_target_entropy_reaches_sac_temperature():
     assert alphas[5.0] > 1.0 > alphas[-50.0]
     with pytest.raises(ValueError, match="target_entropy must be a finite number"):
         mbpo.make_train(mbpo.Config.tiny(target_entropy=float("inf")))
+    assert mbpo.make_train(mbpo.Config.tiny(policy_compute_dtype="bfloat16")).agent.config.compute_dtype == "bfloat16"
+    with pytest.raises(ValueError, match="policy_compute_dtype"):
+        mbpo.make_train(mbpo.Config.tiny(policy_compute_dtype="float16"))

@@ -2,6 +2,7 @@ import dataclasses
 
 import flax.linen as nn
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -492,3 +493,31 @@ def test_bfloat16_products_and_relu_keep_float32_outputs():
         models.make_ensemble(3, 1, 2, 2, (8,), activation="gelu2")
     with pytest.raises(ValueError, match="Unknown compute_dtype 'float16'"):
         models.make_ensemble(3, 1, 2, 2, (8,), compute_dtype="float16")
+
+
+def test_bfloat16_gradients_run_narrow_products_and_stay_float32():
+    """All three products of a bf16 layer (forward, input and kernel gradient) take bf16
+    operands, and the float32 parameters get float32 gradients close to the float32 ones."""
+    net32 = models.MLP((64, 64), 3)
+    net16 = models.MLP((64, 64), 3, dtype=jnp.bfloat16)
+    x = jax.random.normal(jax.random.PRNGKey(0), (16, 5))
+    params = net32.init(jax.random.PRNGKey(1), x)
+    loss = lambda net: lambda p, x: (net.apply(p, x) ** 2).mean()  # noqa: E731
+    g32 = jax.grad(loss(net32), argnums=(0, 1))(params, x)
+    g16 = jax.grad(loss(net16), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(g32), jax.tree.leaves(g16)):
+        assert b.dtype == jnp.float32
+        np.testing.assert_allclose(b, a, rtol=0.1, atol=0.02 * float(jnp.abs(a).max()))
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(g32), jax.tree.leaves(g16)))
+
+    def dots(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                yield tuple(v.aval.dtype for v in eqn.invars)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                yield from dots(sub)
+
+    products = list(dots(jax.make_jaxpr(jax.grad(loss(net16), argnums=(0, 1)))(params, x).jaxpr))
+    # 3 layers: 3 forward, 3 kernel-gradient and 3 input-gradient products.
+    assert len(products) == 9
+    assert all(dtypes == (jnp.bfloat16, jnp.bfloat16) for dtypes in products)

@@ -113,9 +113,11 @@ def test_act_respects_bounds_and_deterministic_is_tanh_mean():
                                rtol=1e-6)
 
 
-def test_critic_learns_a_one_step_bandit():
-    # Terminal one-step task with reward = -action^2: Q(s, a) must learn the reward.
-    agent = sac.make_sac(1, 1, hidden_sizes=(32, 32))
+@pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
+def test_critic_learns_a_one_step_bandit(compute_dtype):
+    # Terminal one-step task with reward = -action^2: Q(s, a) must learn the reward, with
+    # bfloat16 products too (whose state stays float32).
+    agent = sac.make_sac(1, 1, hidden_sizes=(32, 32), compute_dtype=compute_dtype)
     state = agent.init(jax.random.PRNGKey(0))
     hp = sac.SACHParams(critic_learning_rate=3e-3, actor_learning_rate=1e-3)
 
@@ -132,11 +134,14 @@ def test_critic_learns_a_one_step_bandit():
     np.testing.assert_allclose(q, jnp.broadcast_to(-(grid[:, 0] ** 2), (2, 9)), atol=0.1)
     greedy = agent.act(jax.random.PRNGKey(0), state, jnp.zeros((1,)), True)
     assert abs(float(greedy[0])) < 0.3
+    assert all(leaf.dtype in (jnp.float32, jnp.int32) for leaf in jax.tree.leaves(state))
 
 
 def test_make_sac_rejects_bad_bounds():
     with pytest.raises(ValueError, match="high > low"):
         sac.make_sac(3, 1, low=1.0, high=1.0)
+    with pytest.raises(ValueError, match="Unknown compute_dtype 'float16'"):
+        sac.make_sac(3, 1, compute_dtype="float16")
 
 
 class _InlineActor(nn.Module):

@@ -12,7 +12,9 @@ float hyperparameters are a `SACHParams` passed to `update`, so they sweep under
 - The TD target stops bootstrapping only at `terminated`: a time-limit `truncated`
   transition bootstraps like any other.
 - Networks are `models.MLP`s (ReLU) and every optimiser is `models.adam`, its learning
-  rate written in from `SACHParams` at each update.
+  rate written in from `SACHParams` at each update. `compute_dtype="bfloat16"` runs
+  their products (forward and both gradients) in bfloat16 with float32 accumulation;
+  parameters, optimiser state and everything else stay float32.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmbrl.models._ensemble import COMPUTE_DTYPES
 from jaxmbrl.models._networks import MLP
 from jaxmbrl.models._optim import adam, optimizer_step, set_hyperparams
 from jaxmbrl.types import Array, Params, PRNGKey, Transition
@@ -55,9 +58,10 @@ class Actor(nn.Module):
 
     action_dim: int
     hidden_sizes: Sequence[int] = (256, 256)
+    dtype: Any = jnp.float32  # of the products
 
     def setup(self):
-        self.net = MLP(self.hidden_sizes, 2 * self.action_dim, activation=nn.relu)
+        self.net = MLP(self.hidden_sizes, 2 * self.action_dim, activation=nn.relu, dtype=self.dtype)
         # The MLP's layers sit directly in this module's parameters (`Dense_0`, ...).
         nn.share_scope(self, self.net)
 
@@ -70,9 +74,10 @@ class Critic(nn.Module):
     """One Q network: (flat obs [..., O], squashed action [..., A]) -> Q [...]."""
 
     hidden_sizes: Sequence[int] = (256, 256)
+    dtype: Any = jnp.float32  # of the products
 
     def setup(self):
-        self.net = MLP(self.hidden_sizes, 1, activation=nn.relu)
+        self.net = MLP(self.hidden_sizes, 1, activation=nn.relu, dtype=self.dtype)
         nn.share_scope(self, self.net)
 
     def __call__(self, obs: Array, action: Array) -> Array:
@@ -90,6 +95,7 @@ class SACConfig:
     high: Tuple[float, ...]
     hidden_sizes: Tuple[int, ...] = (256, 256)
     target_entropy: float = 0.0  # set by make_sac (default -action_dim)
+    compute_dtype: str = "float32"  # of the networks' products: "float32" or "bfloat16"
 
     @property
     def obs_dim(self) -> int:
@@ -207,6 +213,7 @@ def make_sac(
     hidden_sizes: Sequence[int] = (256, 256),
     *,
     target_entropy: Optional[float] = None,
+    compute_dtype: str = "float32",
 ) -> SAC:
     """Builds a SAC learner for a Box action space.
 
@@ -216,11 +223,15 @@ def make_sac(
       low, high: action bounds (scalars or [A]); `act` rescales tanh's (-1, 1) to them.
       hidden_sizes: ReLU widths of the actor and of each critic.
       target_entropy: the temperature's target; default -A.
+      compute_dtype: "float32", or "bfloat16" for the networks' products in bfloat16
+        (`models.COMPUTE_DTYPES`).
     """
     obs_shape = (int(obs_shape),) if isinstance(obs_shape, int) else tuple(int(d) for d in obs_shape)
     action_dim = int(action_dim)
     if action_dim < 1:
         raise ValueError(f"action_dim must be positive, got {action_dim}.")
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"Unknown compute_dtype {compute_dtype!r}; choose one of {sorted(COMPUTE_DTYPES)}.")
     if not hidden_sizes or any(int(h) < 1 for h in hidden_sizes):
         raise ValueError(f"hidden_sizes must be positive widths, got {hidden_sizes!r}.")
     low_t = tuple(float(x) for x in jnp.broadcast_to(jnp.asarray(low, jnp.float32), (action_dim,)))
@@ -231,9 +242,11 @@ def make_sac(
         obs_shape=obs_shape, action_dim=action_dim, low=low_t, high=high_t,
         hidden_sizes=tuple(int(h) for h in hidden_sizes),
         target_entropy=float(-action_dim if target_entropy is None else target_entropy),
+        compute_dtype=str(compute_dtype),
     )
-    actor = Actor(action_dim, cfg.hidden_sizes)
-    critic = Critic(cfg.hidden_sizes)
+    dtype = COMPUTE_DTYPES[cfg.compute_dtype]
+    actor = Actor(action_dim, cfg.hidden_sizes, dtype)
+    critic = Critic(cfg.hidden_sizes, dtype)
     low_a, high_a = jnp.asarray(low_t, jnp.float32), jnp.asarray(high_t, jnp.float32)
     # One transformation for all three learners: each state holds its own learning rate.
     opt = adam()
@@ -249,7 +262,11 @@ def make_sac(
         return 2.0 * (jnp.asarray(action, jnp.float32) - low_a) / (high_a - low_a) - 1.0
 
     def twin_q(critic_params, obs, squashed):
-        return jax.vmap(critic.apply, in_axes=(0, None, None))(critic_params, obs, squashed)
+        # Inputs stacked over the twins like the parameters: under vmap a shared input
+        # turns a narrow layer's gradient products into a form XLA's CPU runtime has no
+        # bfloat16 kernel for.
+        twins = lambda a: jnp.broadcast_to(a, (2,) + a.shape)  # noqa: E731
+        return jax.vmap(critic.apply)(critic_params, twins(obs), twins(squashed))
 
     def q_values(critic_params, obs, env_action):
         return twin_q(critic_params, flat(obs), from_env(env_action))

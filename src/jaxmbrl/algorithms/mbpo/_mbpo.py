@@ -106,6 +106,7 @@ class Config(ConfigBase):
     policy_updates_per_step: int = 20
     policy_batch_size: int = 256
     policy_hidden_sizes: Tuple[int, ...] = (256, 256)
+    policy_compute_dtype: str = "float32"  # or "bfloat16" products (sac.make_sac)
     # SAC's temperature target; None: -A. Janner et al.'s configs set -0.05 on
     # InvertedPendulum (A = 1), where -1 keeps the policy noisier than balancing allows.
     target_entropy: Optional[float] = None
@@ -175,6 +176,7 @@ class Config(ConfigBase):
         self._widths("model_hidden_sizes", "policy_hidden_sizes")
         self._choice("model_activation", models.ACTIVATIONS)
         self._choice("model_compute_dtype", models.COMPUTE_DTYPES)
+        self._choice("policy_compute_dtype", models.COMPUTE_DTYPES)
 
     def validate_hparams(self, hparams) -> None:
         """Range checks, and a one-line refusal of a bonus the config would not add."""
@@ -319,7 +321,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     bonus_coefficient = lambda hp, count: linear_decay(  # noqa: E731
         hp.intrinsic_reward, hp.intrinsic_reward_end, cfg.intrinsic_reward_decay_steps)(count)
     agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes,
-                             target_entropy=cfg.target_entropy)
+                             target_entropy=cfg.target_entropy, compute_dtype=cfg.policy_compute_dtype)
     blocks = cfg.steps_per_iteration // cfg.model_train_every
     num_rollouts = cfg.rollouts_per_step * cfg.model_train_every * cfg.num_envs
     max_k = cfg.max_rollout_length
