@@ -262,9 +262,11 @@ def make_sac(
         return 2.0 * (jnp.asarray(action, jnp.float32) - low_a) / (high_a - low_a) - 1.0
 
     def twin_q(critic_params, obs, squashed):
-        # Inputs stacked over the twins like the parameters: under vmap a shared input
-        # turns a narrow layer's gradient products into a form XLA's CPU runtime has no
-        # bfloat16 kernel for.
+        if cfg.compute_dtype == "float32":
+            return jax.vmap(critic.apply, in_axes=(0, None, None))(critic_params, obs, squashed)
+        # Narrow products get their inputs stacked over the twins like the parameters:
+        # under vmap a shared input turns the gradient products into a form XLA's CPU
+        # runtime has no bfloat16 kernel for.
         twins = lambda a: jnp.broadcast_to(a, (2,) + a.shape)  # noqa: E731
         return jax.vmap(critic.apply)(critic_params, twins(obs), twins(squashed))
 
