@@ -56,7 +56,7 @@ def table(tdmpc2_path, other_path):
         at = dict(zip(c["env_steps"], np.mean(np.asarray(c["eval_return"], np.float64), 0)))
         cells = [f"{at[s]:.1f}" if s in at and not np.isnan(at[s]) else "" for s in steps]
         seeds = len(c["eval_return"])
-        print(f"| {name} ({seeds} seeds) | " + " | ".join(cells)
+        print(f"| {name} ({seeds} seed{'s' if seeds != 1 else ''}) | " + " | ".join(cells)
               + f" | {c['wall_s'] / seeds:,.0f} s for {c['env_steps'][-1]:,} steps |")
 
 
