@@ -8,6 +8,8 @@ the time of every operation XLA ran by what it is:
   transitions, one epoch) at `--batch-size` per member: ensemble training.
 - `sac`: `--updates` SAC updates at batch 256 on Pendulum-v1 (256-256 twin critics and
   actor, one `lax.scan`): MBPO's agent updates, 96% of its loop at the reference settings.
+- `cem`: one CEM `plan` at 500/30/20 (population/horizon/particles, 5 iterations) through
+  the same ensemble with TSinf: PETS' planning, 99% of its iteration.
 
 Each operation is put in one class: `products` (XLA's dot and the YNNPACK fusions that
 run them), `optimizer` (elementwise work whose innermost Python frame is in optax:
@@ -17,6 +19,7 @@ per step with the top operations and the source line each comes from.
 
     python scripts/profile_ops.py fit [--batch-size 32] [--activation relu]
     python scripts/profile_ops.py sac [--updates 20]
+    python scripts/profile_ops.py cem [--compute-dtype bfloat16]
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 import _common
-from jaxmbrl import agents, buffers, envs, models
+from jaxmbrl import agents, buffers, envs, models, planning
 
 _SKIP = re.compile(r"^(while|conditional|call|ThunkExecutor|PjitFunction|SlinkyThreadPool|\$|end:)")
 
@@ -77,6 +80,22 @@ def sac_target(args):
 
     call = (state, jax.random.PRNGKey(2))
     return jax.jit(many).lower(*call).compile(), call, args.updates
+
+
+def cem_target(args):
+    """`(compiled, args, 1)` for one CEM `plan` call (the step is the whole plan)."""
+    _, _, spec = envs.make("Pendulum-v1")
+    ens = models.make_ensemble(spec.obs_dim, spec.action_dim, 5, 5, (200,) * 4, activation=args.activation,
+                               compute_dtype=args.compute_dtype)
+    mstate = models.init_model(ens, jax.random.PRNGKey(0))
+    model_fn = models.as_model_fn(ens, "tsinf", reward_fn=envs.reward_fn("Pendulum-v1"))
+    planner = planning.make_planner("cem", model_fn, spec, horizon=30, num_samples=500, num_elites=50,
+                                    num_iters=5, num_particles=20)
+    call = (jax.random.PRNGKey(1), planner.init(), mstate, jnp.array([1.0, 0.0, 0.0]), planner.hparams)
+    return jax.jit(planner.plan).lower(*call).compile(), call, 1
+
+
+TARGETS = {"fit": fit_target, "sac": sac_target, "cem": cem_target}
 
 
 def _frames(text: str):
@@ -145,14 +164,14 @@ def profile(compiled, call, steps: int, top: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", choices=("fit", "sac"))
+    parser.add_argument("target", choices=sorted(TARGETS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--activation", default="relu", choices=sorted(models.ACTIVATIONS))
     parser.add_argument("--compute-dtype", default="float32", choices=sorted(models.COMPUTE_DTYPES))
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
-    compiled, call, steps = (fit_target if args.target == "fit" else sac_target)(args)
+    compiled, call, steps = TARGETS[args.target](args)
     result = {"target": args.target, **{k: v for k, v in vars(args).items() if k != "target"},
               **profile(compiled, call, steps, args.top), "machine": _common.machine()}
     print(json.dumps(result, indent=1))
