@@ -12,10 +12,12 @@ float32 peak, which no change to jaxmbrl's float32 code can pass.
      default) and with ReLU in bfloat16 products.
   2. Ensemble training at batch 32: the peer's own shape (200 random transitions, 5%
      held out and evaluated each epoch, 25 epochs), and 10,000 transitions for one epoch;
-     batch 256 as a fraction of the matmul peak.
+     batch 256 as a fraction of the matmul peak. ReLU, SiLU and ReLU with bfloat16
+     products.
   3. MBPO whole loop at the reference settings (400 rollouts and 20 SAC updates of batch
      256 per env step, model refit every 250 steps, one evaluation episode per 1,000
-     steps): env steps/s over 1,000 learning steps after 1,000 random ones.
+     steps): env steps/s over 1,000 learning steps after 1,000 random ones; float32,
+     then SAC and the model in bfloat16 products.
   4. PETS on Pendulum-v1 at 200/15/10 with the 5 x 4 x 200 ReLU ensemble: one random
      and two MPC episodes; the peer's wall time for one seed (its whole process) against
      jaxmbrl's for 5 seeds vmapped, compile included.
