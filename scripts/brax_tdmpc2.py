@@ -15,7 +15,11 @@ widen to the paper's 5M-parameter default (512-wide MLPs, a 512-d latent).
     python scripts/brax_tdmpc2.py --env brax/hopper --seeds 1 --small --reduced --json docs/brax_hopper_tdmpc2.json
     python scripts/brax_tdmpc2.py --table docs/brax_hopper_tdmpc2.json docs/brax_hopper.json
 
-`--table TDMPC2_JSON MBPO_SAC_JSON` only prints the side-by-side table of two results.
+`--table TDMPC2_JSON MBPO_SAC_JSON` only prints the side-by-side table of two results;
+`--merge A.json B.json --json OUT` joins the seeds of two runs of the same config (e.g.
+`--seed 0` and `--seed 1`, run one per core) into one result.
+
+    python scripts/brax_tdmpc2.py --merge seed0.json seed1.json --json docs/brax_halfcheetah_tdmpc2.json
 """
 from __future__ import annotations
 
@@ -60,6 +64,32 @@ def table(tdmpc2_path, other_path):
               + f" | {c['wall_s'] / seeds:,.0f} s for {c['env_steps'][-1]:,} steps |")
 
 
+def merge(paths, out: str) -> None:
+    """One result holding the seeds of several runs (their configs must match); its wall
+    is the runs' summed walls, so that the table's per-seed wall stays one run's."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    if any(r["config"] != runs[0]["config"] for r in runs[1:]):
+        raise SystemExit("brax_tdmpc2.py --merge: the runs' configs differ; merge runs of one config only")
+    if any(r["tdmpc2"]["env_steps"] != runs[0]["tdmpc2"]["env_steps"] for r in runs[1:]):
+        raise SystemExit("brax_tdmpc2.py --merge: the runs evaluated at different env steps")
+    result = dict(runs[0])
+    result["machine"] = sorted({r["machine"] for r in runs})
+    result["tdmpc2"] = {
+        "env_steps": runs[0]["tdmpc2"]["env_steps"],
+        "eval_return": [row for r in runs for row in r["tdmpc2"]["eval_return"]],
+        "wall_s": round(sum(r["tdmpc2"]["wall_s"] for r in runs), 1),
+        "compile_and_first_iteration_s": [r["tdmpc2"]["compile_and_first_iteration_s"] for r in runs],
+    }
+    if not out:
+        raise SystemExit("brax_tdmpc2.py --merge needs --json OUT")
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    _common.print_eval_table(np.asarray(result["tdmpc2"]["env_steps"]), np.asarray(result["tdmpc2"]["eval_return"]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common.add_brax_arguments(parser, env="brax/hopper")
@@ -70,9 +100,13 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="tdmpc2.Config overrides")
     parser.add_argument("--json", default="")
     parser.add_argument("--table", nargs=2, default=None, metavar=("TDMPC2_JSON", "MBPO_SAC_JSON"))
+    parser.add_argument("--merge", nargs="+", default=None, metavar="RUN_JSON",
+                        help="only join the seeds of these runs' JSON files (into --json)")
     args = parser.parse_args()
     if args.table:
         return table(*args.table)
+    if args.merge:
+        return merge(args.merge, args.json)
     budget, fields = BUDGETS.get(args.env, BUDGETS["brax/hopper"])
     budget = args.env_steps or budget
     fields = {**fields, **(REDUCED if args.reduced else {}), **(SMALL if args.small else {}),
