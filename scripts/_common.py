@@ -195,3 +195,32 @@ def print_eval_table(steps, evals):
     for i, n in enumerate(steps):
         if np.isfinite(evals[:, i]).all():
             print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |")
+
+
+# Trace events that are containers or runtime bookkeeping, not an operation's own work.
+_PROFILE_SKIP = ("while", "conditional", "call", "ThunkExecutor", "PjitFunction", "SlinkyThreadPool", "$")
+
+
+def profiled_op_seconds(fn, *args, ops):
+    """`(fn(*args), wall seconds, {op name: seconds})`: one call under JAX's profiler,
+    the time of every executed operation named in `ops` (XLA's names in the compiled
+    HLO text) summed over its executions."""
+    import collections
+    import glob
+    import tempfile
+
+    seconds = collections.Counter()
+    with tempfile.TemporaryDirectory() as folder:
+        jax.profiler.start_trace(folder)
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        wall = time.perf_counter() - start
+        jax.profiler.stop_trace()
+        # The XSpace protobuf holds every event (the JSON trace is capped).
+        path = sorted(glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True))[-1]
+        for plane in jax.profiler.ProfileData.from_file(path).planes:
+            for line in plane.lines:
+                for event in line.events:
+                    if event.name in ops and not event.name.startswith(_PROFILE_SKIP):
+                        seconds[event.name] += event.duration_ns / 1e9
+    return out, wall, seconds

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import glob
 import json
-import os
 import re
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +34,6 @@ import jax.numpy as jnp
 import _common
 from jaxmbrl import agents, buffers, envs, models, planning
 
-_SKIP = re.compile(r"^(while|conditional|call|ThunkExecutor|PjitFunction|SlinkyThreadPool|\$|end:)")
 
 
 def _pendulum_data(transitions: int):
@@ -138,17 +134,7 @@ def classify(op: str, kind: str, source: str) -> str:
 def profile(compiled, call, steps: int, top: int) -> dict:
     jax.block_until_ready(compiled(*call))
     ops = _frames(compiled.as_text())
-    seconds = collections.Counter()
-    with tempfile.TemporaryDirectory() as folder:
-        jax.profiler.start_trace(folder)
-        jax.block_until_ready(compiled(*call))
-        jax.profiler.stop_trace()
-        path = sorted(glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True))[-1]
-        for plane in jax.profiler.ProfileData.from_file(path).planes:
-            for line in plane.lines:
-                for event in line.events:
-                    if event.name in ops and not _SKIP.match(event.name):
-                        seconds[event.name] += event.duration_ns / 1e9
+    _, _, seconds = _common.profiled_op_seconds(compiled, *call, ops=ops)
     classes = collections.Counter()
     for op, s in seconds.items():
         classes[classify(op, *ops[op])] += s

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import glob
 import json
-import os
 import re
-import tempfile
 import time
 
 import jax
@@ -29,8 +26,6 @@ import _common
 from jaxmbrl.algorithms import dreamer, dyna, mbpo, pets
 
 PHASES = ("env", "act", "plan", "model_fit", "model_rollout", "policy_update", "eval")
-# Trace events that are containers or runtime bookkeeping, not an operation's own work.
-_SKIP = re.compile(r"^(while|conditional|call|ThunkExecutor|PjitFunction|SlinkyThreadPool|\$)")
 
 CONFIGS = {
     "pets": lambda sets: pets.Config(**{"num_iterations": 3, **sets}),
@@ -58,21 +53,10 @@ def profile(name: str, sets: dict) -> dict:
     state, _ = jax.block_until_ready(step(state))  # warm-up; also the first learning iteration
     env_steps_before = int(state.env_steps)
     op_names = dict(re.findall(r"%([\w.\-]+) = .*?op_name=\"([^\"]*)\"", step.as_text()))
+    (state, _), wall, op_seconds = _common.profiled_op_seconds(step, state, ops=op_names)
     seconds = collections.Counter()
-    with tempfile.TemporaryDirectory() as folder:
-        jax.profiler.start_trace(folder)
-        t = time.perf_counter()
-        state, _ = jax.block_until_ready(step(state))
-        wall = time.perf_counter() - t
-        jax.profiler.stop_trace()
-        # The XSpace protobuf holds every event (the JSON trace is capped).
-        path = sorted(glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True))[-1]
-        for plane in jax.profiler.ProfileData.from_file(path).planes:
-            for line in plane.lines:
-                for event in line.events:
-                    op = event.name
-                    if op in op_names and not _SKIP.match(op):
-                        seconds[phase_of(op_names[op])] += event.duration_ns / 1e9
+    for op, s in op_seconds.items():
+        seconds[phase_of(op_names[op])] += s
     total = sum(seconds.values())
     env_steps = int(state.env_steps) - env_steps_before
     return {
