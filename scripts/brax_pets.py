@@ -89,8 +89,12 @@ def main():
     }
     print(json.dumps(result, indent=1))
     if args.png:
-        _common.plot_curves(args.png, {f"PETS ({args.seeds} seeds), best episode": table["best_episode_return"]},
-                            args.env, "iteration (1,000 env steps; the first random)")
+        # An iteration shorter than an episode may finish none (-inf): plot the best so far.
+        best_so_far = np.maximum.accumulate(np.asarray(table["best_episode_return"], np.float64), axis=1)
+        best_so_far[~np.isfinite(best_so_far)] = np.nan
+        _common.plot_curves(args.png, {f"PETS ({args.seeds} seeds), best episode so far": best_so_far}, args.env,
+                            f"iteration ({config.steps_per_iteration:,} env steps; the first "
+                            f"{config.warmup_iterations} random)")
 
 
 POLE_LENGTH = 0.6  # brax/envs/assets/inverted_pendulum.xml: the pole's capsule runs from z = 0 to 0.6
