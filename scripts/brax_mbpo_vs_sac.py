@@ -102,7 +102,12 @@ def merge(paths, out):
     for path in paths:
         with open(path) as f:
             part = json.load(f)
-        result.update({k: v for k, v in part.items() if k not in result or k in ("mbpo", "sac", "sac_config")})
+        # A curve travels with its config and the machine it ran on; the later file's win.
+        for name in ("mbpo", "sac"):
+            if name in part:
+                result[name] = dict(part[name], machine=part[name].get("machine", part.get("machine")))
+                result[f"{name}_config"] = part[f"{name}_config"]
+        result.update({k: v for k, v in part.items() if k not in result})
     result["summary"] = summary(result, int(result["mbpo"]["env_steps"][-1]))
     print(json.dumps(result["summary"], indent=1))
     if out:
