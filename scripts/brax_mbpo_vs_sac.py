@@ -108,6 +108,8 @@ def merge(paths, out):
                 result[name] = dict(part[name], machine=part[name].get("machine", part.get("machine")))
                 result[f"{name}_config"] = part[f"{name}_config"]
         result.update({k: v for k, v in part.items() if k not in result})
+    if "mbpo" in result and "sac" in result and result["mbpo"]["machine"] != result["sac"]["machine"]:
+        result["machine"] = f"MBPO: {result['mbpo']['machine']}; SAC: {result['sac']['machine']}"
     result["summary"] = summary(result, int(result["mbpo"]["env_steps"][-1]))
     print(json.dumps(result["summary"], indent=1))
     if out:
