@@ -74,8 +74,10 @@ def main():
     shaped = bool(args.angle_cost or args.tip_cost)
     if shaped and args.env != "brax/inverted_pendulum":
         parser.error("--angle-cost and --tip-cost shape brax/inverted_pendulum's planning reward only")
+    if args.angle_cost < 0 or args.tip_cost < 0:
+        parser.error("--angle-cost and --tip-cost are costs: give values >= 0")
     if args.oracle:
-        return oracle(args, config)
+        return oracle(args, config, shaped)
     train = pets.make_train(config, reward_fn=shaped_reward(args) if shaped else None)
     table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc=f"PETS {args.env}")
     until = _common.mpc_episodes_until(table, config.warmup_iterations, args.target)
@@ -130,11 +132,11 @@ def shaped_reward(args):
     return reward_fn
 
 
-def oracle(args, config):
+def oracle(args, config, shaped):
     env_kwargs = dict(config.env_kwargs)
     _, _, spec = envs.make(args.env, **env_kwargs)
     model_fn, _ = envs.true_model(args.env, **env_kwargs)
-    if args.angle_cost or args.tip_cost:
+    if shaped:
         true_fn = model_fn
 
         def model_fn(key, params, env_state, action):
