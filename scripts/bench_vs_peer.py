@@ -13,7 +13,8 @@ float32 peak, which no change to jaxmbrl's float32 code can pass.
   2. Ensemble training at batch 32: the peer's own shape (200 random transitions, 5%
      held out and evaluated each epoch, 25 epochs), and 10,000 transitions for one epoch;
      batch 256 as a fraction of the matmul peak. ReLU, SiLU and ReLU with bfloat16
-     products.
+     products; and ReLU with the members spread over one host device per core
+     (`bench_model.py --member-devices N`, its own process).
   3. MBPO whole loop at the reference settings (400 rollouts and 20 SAC updates of batch
      256 per env step, model refit every 250 steps, one evaluation episode per 1,000
      steps): env steps/s over 1,000 learning steps after 1,000 random ones; float32,
@@ -85,6 +86,16 @@ def cem_part(args, peak: float, bf16_peak: float) -> list:
     return rows
 
 
+def fit_on_host_devices(devices: int, *, transitions: int, epochs: int, batch_size: int,
+                        holdout_ratio: float = 0.0) -> dict:
+    """`bench_model.py --member-devices N` in its own process (host devices must exist before
+    JAX starts): the members spread over N host devices, ReLU, float32."""
+    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_model.py"),
+           "--member-devices", str(devices), "--activation", "relu", "--transitions", str(transitions),
+           "--epochs", str(epochs), "--batch-size", str(batch_size), "--holdout-ratio", str(holdout_ratio)]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
 def train_part(args, peak: float, bf16_peak: float) -> list:
     peer, _ = run_peer(args, "mbrl_lib_pets.py", "--episodes", "0", "--actions", "1", "--pop", "50",
                        "--horizon", "5", "--particles", "2")
@@ -104,6 +115,16 @@ def train_part(args, peak: float, bf16_peak: float) -> list:
                 fraction_of_own_dtype_peak=round(ours["gflops_per_s"] / (bf16_peak if dtype == "bfloat16" else peak), 3),
                 ceiling_speedup=round(ideal_rate / peer_rate, 2),
             ))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        devices = os.cpu_count() or 1
+        if devices > 1:
+            ours = fit_on_host_devices(devices, batch_size=32, **shape)
+            rows.append(dict(
+                shape=f"{shape['transitions']} transitions x {shape['epochs']} epochs", batch_size=32,
+                activation="relu", compute_dtype="float32", member_devices=devices,
+                peer_transitions_per_s=round(peer_rate), transitions_per_s=ours["transitions_per_s"],
+                speedup=round(ours["transitions_per_s"] / peer_rate, 2), compile_s=ours["compile_s_estimate"],
+                fraction_of_float32_peak=round(ours["gflops_per_s"] / peak, 3)))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     for activation, dtype in (("relu", "float32"), ("silu", "float32"), ("relu", "bfloat16")):
         ours = bench_model.measure_fit(transitions=10_000, epochs=5, batch_size=256, activation=activation,

@@ -521,3 +521,50 @@ def test_bfloat16_gradients_run_narrow_products_and_stay_float32():
     # 3 layers: 3 forward, 3 kernel-gradient and 3 input-gradient products.
     assert len(products) == 9
     assert all(dtypes == (jnp.bfloat16, jnp.bfloat16) for dtypes in products)
+
+
+MEMBER_SHARDING_SCRIPT = r"""
+import json, jax, jax.numpy as jnp, numpy as np
+from jaxmbrl import buffers, envs, models
+env, env_params, spec = envs.make("Pendulum-v1")
+data = jax.jit(lambda k: envs.random_rollout(env, env_params, spec, k, 40, 5))(jax.random.PRNGKey(0))
+data = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), data)
+example = jax.tree.map(lambda a: a[0], data)
+buf = buffers.add(buffers.init(200, example), data)
+# 5 members over 2 devices: the member count need not divide by the devices.
+ens = models.make_ensemble(spec.obs_dim, spec.action_dim, 5, 3, (32, 32), learn_reward=True)
+mstate = models.init_model(ens, jax.random.PRNGKey(1), example)
+out = {}
+for name, sharding in (("one", None), ("two", models.member_sharding())):
+    fit = jax.jit(lambda m, k, b: models.fit(ens, m, k, b, epochs=3, batch_size=32, patience=0,
+                                             member_sharding=sharding))
+    new, info = fit(mstate, jax.random.PRNGKey(2), buf)
+    leaves = jax.tree.leaves(new.params)
+    out[name] = dict(devices=sorted({len(l.sharding.device_set) for l in leaves}),
+                     params=[np.asarray(l).ravel().tolist() for l in leaves],
+                     mse=np.asarray(info.holdout_mse).tolist(), elites=np.asarray(new.elites).tolist())
+out["count"] = jax.device_count()
+print(json.dumps(out))
+"""
+
+
+def test_member_sharding_spreads_members_over_two_devices_and_matches_one():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    env.pop("PYTEST_CURRENT_TEST", None)
+    proc = subprocess.run([sys.executable, "-c", MEMBER_SHARDING_SCRIPT], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["count"] == 2
+    assert out["one"]["devices"] == [1] and out["two"]["devices"] == [2]
+    # The same fit up to the order of floating-point sums.
+    for a, b in zip(out["one"]["params"], out["two"]["params"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-3)
+    np.testing.assert_allclose(np.array(out["one"]["mse"]), np.array(out["two"]["mse"]), rtol=1e-3)
+    assert out["one"]["elites"] == out["two"]["elites"]
