@@ -28,14 +28,17 @@ def sac_update_flops(obs_dim: int, action_dim: int, hidden=(256, 256), batch: in
     """Matmul FLOPs of one SAC update (approximate: dense layers only).
 
     Critic loss: actor forward on s', twin target critics forward, twin critics
-    forward + backward. Actor loss: actor forward + backward, twin critics forward +
-    backward (for the action gradient). Alpha loss reuses the actor's log-probs.
+    forward + backward. Actor loss: actor forward + backward, twin critics forward and
+    their input gradients only (the actor's loss is differentiated in the actor's
+    parameters alone, so autodiff computes no critic weight gradients there: counting
+    them, as this did before 2026-12-04, overstated the FLOPs by ~12%). Alpha loss reuses
+    the actor's log-probs.
     """
     critic = (obs_dim + action_dim,) + tuple(hidden) + (1,)
     actor = (obs_dim,) + tuple(hidden) + (2 * action_dim,)
     f = lambda sizes: _common.mlp_flops(sizes, batch, backward=False)
     fb = lambda sizes: _common.mlp_flops(sizes, batch, backward=True)
-    return f(actor) + 2 * f(critic) + 2 * fb(critic) + fb(actor) + 2 * fb(critic)
+    return f(actor) + 2 * f(critic) + 2 * fb(critic) + fb(actor) + 2 * (2 * f(critic))
 
 
 def main():
