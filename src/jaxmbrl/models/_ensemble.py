@@ -391,7 +391,9 @@ def fit(
         (`member_sharding()`): the parameters and optimiser state are constrained to it
         and XLA partitions the members' work across the devices. Results match one
         device's up to the order of floating-point sums (which Adam's normalised steps
-        amplify where a gradient is near zero). Static.
+        amplify where a gradient is near zero). For one fit at a time: under `vmap`
+        over seeds XLA does not keep the members' sharding (the runner shards seeds
+        over devices instead). Static.
     """
     cfg = ens.config
     data: Transition = buffer_state.data
