@@ -391,9 +391,8 @@ def fit(
         (`member_sharding()`): the parameters and optimiser state are constrained to it
         and XLA partitions the members' work across the devices. Results match one
         device's up to the order of floating-point sums (which Adam's normalised steps
-        amplify where a gradient is near zero). For one fit at a time: under `vmap`
-        over seeds XLA does not keep the members' sharding (the runner shards seeds
-        over devices instead). Static.
+        amplify where a gradient is near zero). Under `vmap` over seeds the members'
+        work is still partitioned, but the outputs come back replicated. Static.
     """
     cfg = ens.config
     data: Transition = buffer_state.data
