@@ -543,6 +543,11 @@ for name, sharding in (("one", None), ("two", models.member_sharding())):
     out[name] = dict(devices=sorted({len(l.sharding.device_set) for l in leaves}),
                      params=[np.asarray(l).ravel().tolist() for l in leaves],
                      mse=np.asarray(info.holdout_mse).tolist(), elites=np.asarray(new.elites).tolist())
+# The same through the model protocol, as PETS, MBPO and Dyna take it.
+model = models.ensemble_model(ens, epochs=3, patience=0, member_sharding=models.member_sharding())
+hp = models.ModelHParams()
+state, _ = jax.jit(model.fit)(jax.random.PRNGKey(2), model.init(jax.random.PRNGKey(1), example, hp), buf, hp)
+out["protocol_devices"] = sorted({len(l.sharding.device_set) for l in jax.tree.leaves(state.params)})
 out["count"] = jax.device_count()
 print(json.dumps(out))
 """
@@ -568,3 +573,4 @@ def test_member_sharding_spreads_members_over_two_devices_and_matches_one():
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-3)
     np.testing.assert_allclose(np.array(out["one"]["mse"]), np.array(out["two"]["mse"]), rtol=1e-3)
     assert out["one"]["elites"] == out["two"]["elites"]
+    assert out["protocol_devices"] == [2]

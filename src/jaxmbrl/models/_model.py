@@ -79,6 +79,7 @@ def ensemble_model(
     batch_size: int = 32,
     patience: int = 5,
     max_holdout: int = 5000,
+    member_sharding: Optional[jax.sharding.Sharding] = None,
 ) -> Model:
     """The Gaussian ensemble as a `Model` whose state is a `ModelState`.
 
@@ -90,7 +91,8 @@ def ensemble_model(
       sample: draw from the predicted distributions (see `sample_prediction`).
       reward_fn, termination_fn: known functions `(obs, action, next_obs) -> [...]`
         replacing the learned heads; a reward is needed from one or the other.
-      epochs, batch_size, patience, max_holdout: `fit`'s static settings.
+      epochs, batch_size, patience, max_holdout, member_sharding: `fit`'s static
+        settings (`member_sharding` spreads the members over devices).
 
     `init` and `fit` write `hparams.learning_rate` and `weight_decay` into the optimiser
     state; `member_means` is `models.member_means` (the elites'); `fit` reports the last trained epoch's mean minibatch loss and the elites'
@@ -116,7 +118,7 @@ def ensemble_model(
                                     weight_decay=hparams.weight_decay)
         mstate, info = fit(ens, mstate._replace(opt_state=opt_state), key, buffer_state, epochs=epochs,
                            batch_size=batch_size, holdout_ratio=hparams.holdout_ratio,
-                           max_holdout=max_holdout, patience=patience)
+                           max_holdout=max_holdout, patience=patience, member_sharding=member_sharding)
         last = jnp.maximum(info.epochs_trained.max() - 1, 0)
         summary = ModelFitInfo(
             train_loss=info.train_loss[last].astype(jnp.float32),
