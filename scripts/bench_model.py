@@ -20,11 +20,12 @@ import sys
 
 
 def _member_devices(argv) -> int:
+    """`--member-devices` read before argparse (which reports a bad value itself)."""
     for i, arg in enumerate(argv):
-        if arg == "--member-devices" and i + 1 < len(argv):
-            return int(argv[i + 1])
-        if arg.startswith("--member-devices="):
-            return int(arg.split("=", 1)[1])
+        value = argv[i + 1] if arg == "--member-devices" and i + 1 < len(argv) else (
+            arg.split("=", 1)[1] if arg.startswith("--member-devices=") else None)
+        if value is not None:
+            return int(value) if value.isdigit() else 1
     return 1
 
 

@@ -1,4 +1,8 @@
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -554,11 +558,6 @@ print(json.dumps(out))
 
 
 def test_member_sharding_spreads_members_over_two_devices_and_matches_one():
-    import json
-    import os
-    import subprocess
-    import sys
-
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
     env.pop("PYTEST_CURRENT_TEST", None)
