@@ -101,6 +101,9 @@ class Config(ConfigBase):
     # Imagination.
     rollouts_per_step: int = 400
     rollout_schedule: Tuple[int, int, int, int] = (1, 15, 1, 1)  # start/end epoch, min/max k
+    # Refits whose rollouts the model buffer keeps. Janner et al.'s and mbrl-lib's
+    # "model_retain_epochs = 1" is one epoch of refits: steps_per_iteration //
+    # model_train_every blocks (4 on their 1,000-step MuJoCo epochs, 1 on Pendulum here).
     model_retain_blocks: int = 1
     # SAC.
     policy_updates_per_step: int = 20
