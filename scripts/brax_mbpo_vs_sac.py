@@ -9,8 +9,8 @@ usual one update per env step: same networks, same seeds, same exploration. SAC 
 MBPO follows Janner et al. (2019) and mbrl-lib's MuJoCo configs (7/5 ensemble of
 4 x 200 SiLU, model refit every 250 steps, 400 rollouts per step, 5% real data, 1,000-step
 epochs; on hopper and halfcheetah also their target entropy -1 and one epoch, 4 refits,
-of kept model rollouts) except where a 2-core CPU cannot afford it, said per task in `BUDGETS` and in
-docs/BENCHMARKS.md: fewer SAC updates per step (the paper: 20 on Hopper, 40 on
+of kept model rollouts) except where a 2-core CPU cannot afford it, said per task in
+`BUDGETS` and in docs/BENCHMARKS.md: fewer SAC updates per step (the paper: 20 on Hopper, 40 on
 HalfCheetah) and a shorter run. A GPU run would take the paper's updates per step and
 budgets (Hopper 125k, HalfCheetah 400k env steps) with `--set policy_updates_per_step=20
 --env-steps 125000`.
@@ -95,7 +95,9 @@ def summary(result, budget):
     (its final evaluation's and the mean of its last `LAST_EVALS`)."""
     mbpo_mean = np.mean(result["mbpo"]["eval_return"], 0)
     mbpo_final = float(mbpo_mean[-1])
-    mbpo_last = float(np.mean(mbpo_mean[-LAST_EVALS:]))
+    # Exploration iterations evaluate nothing (NaN): a short run averages what it has.
+    evaluated = mbpo_mean[~np.isnan(mbpo_mean)]
+    mbpo_last = float(np.mean(evaluated[-LAST_EVALS:]))
     sac = result["sac"]
     at_budget = np.asarray(sac["eval_return"])[:, np.asarray(sac["env_steps"]) == budget]
     needed = first_reaching(sac, mbpo_final)
