@@ -75,6 +75,9 @@ def test_tiny_runs_vmapped_seeds_differ_and_repeat(tiny, run_by_steps):
     np.testing.assert_array_equal(metrics.env_steps, [[16, 32, 48]] * 2)
     assert np.isnan(metrics.eval_return[:, 0]).all() and np.isfinite(metrics.eval_return[:, 1:]).all()
     assert np.isfinite(metrics.critic_loss[:, 1:]).all()
+    # Tiny's 2-epoch cap ends each refit before its patience of 5 could.
+    assert np.isnan(metrics.model_fit_epochs[:, 0]).all()
+    np.testing.assert_array_equal(metrics.model_fit_epochs[:, 1:], float(cfg.model_epochs))
     np.testing.assert_array_equal(metrics.rollout_length[0], [0, 1, 2])
     # 4 rollouts/step * 4 steps/block * 2 envs = 32 rollouts; k=2 with nothing terminal.
     np.testing.assert_array_equal(metrics.model_buffer_size[0], [0, 32, 64])

@@ -370,6 +370,12 @@ def test_ensemble_model_init_fit_step_under_jit(pendulum_data):
     np.testing.assert_allclose(info.train_loss, full.train_loss[-1], rtol=1e-4)
     np.testing.assert_allclose(info.holdout_mse, full.best_holdout_mse[direct.elites].mean(), rtol=1e-4)
     assert int(full.num_holdout) == 150
+    # Without early stopping the cap ends the fit. With it and a held-out error that
+    # cannot improve (learning rate 0), every member stops after `patience` epochs.
+    assert info.epochs.dtype == jnp.float32 and float(info.epochs) == 3.0
+    stopping = models.ensemble_model(ens, epochs=40, batch_size=64, patience=2)
+    _, early = jax.jit(stopping.fit)(jax.random.PRNGKey(1), mstate, buf, hp._replace(learning_rate=0.0))
+    assert float(early.epochs) == 2.0
 
     step = jax.jit(model.step)
     next_obs, reward, term = step(jax.random.PRNGKey(3), fitted, test.obs[:10], test.action[:10])
@@ -424,6 +430,7 @@ def test_linear_model_fits_point_mass_dynamics():
     assert np.isfinite([info.train_loss, info.holdout_mse]).all()
     _, no_holdout = fit(jax.random.PRNGKey(3), state, buf, hp._replace(holdout_ratio=0.0))
     assert np.isnan(no_holdout.holdout_mse)
+    assert np.isnan(info.epochs)  # a closed-form fit takes no epochs: left at its default
     # The planner view of a user model: particles share the candidate's action.
     model_fn = models.as_planner_model_fn(model)
     particles = model_fn.over_particles(None, state, test.obs[:4], test.action[0])

@@ -57,6 +57,7 @@ def test_discrete_env_with_learned_reward_runs():
     train = pets.make_train(cfg)
     _, metrics = jax.jit(train.run)(jax.random.PRNGKey(0), cfg.hparams())
     assert int(metrics.episodes.sum()) >= 1 and np.isfinite(np.asarray(metrics.model_holdout_mse)).all()
+    assert ((metrics.model_fit_epochs >= 1) & (metrics.model_fit_epochs <= cfg.model_epochs)).all()
 
 
 @pytest.mark.slow  # a learning test: PETS + tree search is measured in docs/BENCHMARKS.md

@@ -18,8 +18,9 @@ fourth (jit, vmap and scan safe; every float setting arrives as a traced `ModelH
         the K members' predicted next-observation means, for disagreement bonuses.
 
 `ModelHParams(learning_rate (0, inf), weight_decay [0, inf), holdout_ratio [0, 1))`;
-a model reads the ones it needs. `ModelFitInfo(train_loss [], holdout_mse [])` are
-float32 scalars, NaN where a model does not measure one.
+a model reads the ones it needs. `ModelFitInfo(train_loss [], holdout_mse [], epochs [])`
+are float32 scalars, NaN where a model does not measure one (`epochs` may be left out:
+a closed-form fit has none).
 
 `ensemble_model(ens, propagation=..., ...)` is the Gaussian ensemble behind the
 protocol; `jaxmbrl.testing.linear_model(spec)` is a closed-form least-squares one

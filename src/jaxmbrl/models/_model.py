@@ -44,6 +44,10 @@ class ModelFitInfo(NamedTuple):
 
     train_loss: Array  # [] the training loss at the end of the fit
     holdout_mse: Array  # [] mean squared error on held-out transitions
+    # [] epochs of gradient steps the fit took (its longest-training member's, for an
+    # ensemble with early stopping): equal to the fit's epoch cap when the cap, not the
+    # held-out error, ended it. A closed-form fit leaves it NaN.
+    epochs: Array = float("nan")
 
 
 class Model(NamedTuple):
@@ -95,8 +99,8 @@ def ensemble_model(
         settings (`member_sharding` spreads the members over devices).
 
     `init` and `fit` write `hparams.learning_rate` and `weight_decay` into the optimiser
-    state; `member_means` is `models.member_means` (the elites'); `fit` reports the last trained epoch's mean minibatch loss and the elites'
-    mean held-out MSE (normalised targets).
+    state; `member_means` is `models.member_means` (the elites'); `fit` reports the last trained epoch's mean minibatch loss, the elites'
+    mean held-out MSE (normalised targets) and the most epochs any member trained.
     """
     cfg = ens.config
     if propagation not in PROPAGATIONS:
@@ -123,6 +127,7 @@ def ensemble_model(
         summary = ModelFitInfo(
             train_loss=info.train_loss[last].astype(jnp.float32),
             holdout_mse=info.best_holdout_mse[mstate.elites].mean().astype(jnp.float32),
+            epochs=info.epochs_trained.max().astype(jnp.float32),
         )
         return mstate, summary
 

@@ -213,6 +213,7 @@ class Metrics(NamedTuple):
     model_buffer_size: Array  # int32 valid model transitions held
     model_train_loss: Array  # the model's training loss at the last fit (NaN while exploring)
     model_holdout_mse: Array  # its held-out MSE at the last fit
+    model_fit_epochs: Array  # float32 epochs the last fit trained (NaN while exploring or closed-form)
     critic_loss: Array  # mean over the iteration's SAC updates (NaN while exploring)
     actor_loss: Array
     alpha: Array  # temperature at the end of the iteration
@@ -419,7 +420,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
                 bonus = nan
         model_buffer = model_buffer_add(state.model_buffer, transitions, valid)
         stats = (k, jnp.asarray(fit_info.train_loss, jnp.float32), jnp.asarray(fit_info.holdout_mse, jnp.float32),
-                 bonus)
+                 jnp.asarray(fit_info.epochs, jnp.float32), bonus)
         return state._replace(key=key, model=model_state, model_buffer=model_buffer), stats
 
     def greedy_policy(state: State, n: int):
@@ -432,7 +433,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
 
     def metrics_of(state, env_stats, model_stats, eval_return, info):
         done_sum, done_count, reward_sum = env_stats
-        k, loss, mse, bonus = model_stats
+        k, loss, mse, fit_epochs, bonus = model_stats
         return Metrics(
             iteration=state.iteration,
             env_steps=state.env_steps,
@@ -444,6 +445,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
             model_buffer_size=state.model_buffer.counts.sum(),
             model_train_loss=loss,
             model_holdout_mse=mse,
+            model_fit_epochs=fit_epochs,
             critic_loss=info.critic_loss,
             actor_loss=info.actor_loss,
             alpha=jnp.exp(state.agent.log_alpha),
@@ -455,7 +457,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     def explore_iteration(state: State) -> Tuple[State, Metrics]:
         state, done_sum, done_count, reward_sum, _ = env_steps_scan(state, cfg.steps_per_iteration, random_action, no_learning)
         nan_info = jax.tree.map(lambda a: a + jnp.nan, info_example)
-        metrics = metrics_of(state, (done_sum, done_count, reward_sum), (jnp.zeros((), jnp.int32), nan, nan, nan),
+        metrics = metrics_of(state, (done_sum, done_count, reward_sum), (jnp.zeros((), jnp.int32), nan, nan, nan, nan),
                              nan, nan_info)
         return state._replace(iteration=state.iteration + 1), metrics
 

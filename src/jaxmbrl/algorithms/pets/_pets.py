@@ -189,6 +189,7 @@ class Metrics(NamedTuple):
     planned_return: Array  # model's predicted return of the executed plans (mean)
     model_train_loss: Array  # the model's training loss at the last fit
     model_holdout_mse: Array  # its held-out MSE at the last fit (NaN if it keeps none)
+    model_fit_epochs: Array  # float32 epochs the last fit trained (NaN for a closed-form fit)
 
 
 class State(NamedTuple):
@@ -341,6 +342,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
             planned_return=planned,
             model_train_loss=jnp.asarray(info.train_loss, jnp.float32),
             model_holdout_mse=jnp.asarray(info.holdout_mse, jnp.float32),
+            model_fit_epochs=jnp.asarray(info.epochs, jnp.float32),
         )
         return state._replace(key=key, model=model_state, iteration=state.iteration + 1), metrics
 
