@@ -64,14 +64,22 @@ def curve(name, cfg, hparams, seeds, seed):
                                                postfix="eval_return")
     steps = table["env_steps"][0]
     evals = table["eval_return"]  # [seeds, iterations], NaN while exploring
+    # The last refit's epochs, the most any member trained (NaN without a model): at
+    # `model_epochs` the cap, not early stopping, ended it.
+    epochs = table["model_fit_epochs"]
+    fitted = not np.isnan(epochs).all()
     print(f"\n## {name}: {seeds} seeds, {wall:.0f} s wall ({compile_s:.0f} s compile and first iteration)")
-    print("| env steps | eval return mean | min | max |")
-    print("|---:|---:|---:|---:|")
+    print("| env steps | eval return mean | min | max |" + (" model fit epochs, per seed |" if fitted else ""))
+    print("|---:|---:|---:|---:|" + ("---|" if fitted else ""))
     for i, n in enumerate(steps):
         if not np.isnan(evals[:, i]).all():
-            print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |")
-    return {"env_steps": steps.tolist(), "eval_return": np.round(evals, 1).tolist(), "wall_s": round(wall, 1),
-            "compile_and_first_iteration_s": round(compile_s, 1)}
+            fit_text = f" {', '.join(f'{e:.0f}' for e in epochs[:, i])} |" if fitted else ""
+            print(f"| {n} | {evals[:, i].mean():.1f} | {evals[:, i].min():.1f} | {evals[:, i].max():.1f} |{fit_text}")
+    out = {"env_steps": steps.tolist(), "eval_return": np.round(evals, 1).tolist(), "wall_s": round(wall, 1),
+           "compile_and_first_iteration_s": round(compile_s, 1)}
+    if fitted:
+        out["model_fit_epochs"] = np.where(np.isnan(epochs), None, epochs).tolist()
+    return out
 
 
 def first_reaching(result, value, per_seed=False):
