@@ -21,6 +21,9 @@ budgets (Hopper 125k, HalfCheetah 400k env steps) with `--set policy_updates_per
     python scripts/brax_mbpo_vs_sac.py --env brax/halfcheetah --only mbpo --json mbpo.json
     python scripts/brax_mbpo_vs_sac.py --env brax/halfcheetah --only sac --json sac.json
     python scripts/brax_mbpo_vs_sac.py --merge mbpo.json sac.json --json docs/brax_halfcheetah.json
+    # or one seed per core (`--seed` picks the seed): the MBPO files' seeds join
+    python scripts/brax_mbpo_vs_sac.py --env brax/hopper --seeds 1 --seed 1 --only mbpo --json mbpo1.json
+    python scripts/brax_mbpo_vs_sac.py --merge mbpo0.json mbpo1.json sac.json --json hopper.json
 """
 from __future__ import annotations
 
@@ -123,18 +126,42 @@ def summary(result, budget):
     }
 
 
+def _join_seeds(first, second, name):
+    """One curve from two runs of the same program on different seeds (e.g. one seed per
+    core): per-seed rows concatenate, each part keeps its wall time."""
+    if first["env_steps"] != second["env_steps"]:
+        raise SystemExit(f"--merge: the {name} curves have different env steps; merge runs of the same budget")
+    joined = dict(first)
+    for key in ("eval_return", "model_fit_epochs", "first_steps_to_target_per_seed"):
+        if key in first and key in second:
+            joined[key] = first[key] + second[key]
+    for key in ("wall_s", "compile_and_first_iteration_s"):
+        joined[key] = [*np.atleast_1d(first[key]).tolist(), *np.atleast_1d(second[key]).tolist()]
+    if first.get("machine") != second.get("machine"):
+        joined["machine"] = f"{first.get('machine')}; {second.get('machine')}"
+    return joined
+
+
 def merge(paths, out):
-    """One result from an `--only mbpo` and an `--only sac` run's JSON files (run apart,
-    e.g. each pinned to its own core), with the summary of a `--only both` run."""
+    """One result from `--only mbpo` and `--only sac` runs' JSON files (run apart, e.g. each
+    pinned to its own core), with the summary of a `--only both` run. Several files with
+    the same curve are seeds of one setting: their seeds concatenate (same config only)."""
     result = {}
     for path in paths:
         with open(path) as f:
             part = json.load(f)
-        # A curve travels with its config and the machine it ran on; the later file's win.
         for name in ("mbpo", "sac"):
-            if name in part:
-                result[name] = dict(part[name], machine=part[name].get("machine", part.get("machine")))
-                result[f"{name}_config"] = part[f"{name}_config"]
+            if name not in part:
+                continue
+            # A curve travels with its config and the machine it ran on.
+            curve_part = dict(part[name], machine=part[name].get("machine", part.get("machine")))
+            if name in result:
+                if result[f"{name}_config"] != part[f"{name}_config"]:
+                    raise SystemExit(f"--merge: {path}'s {name} config differs from an earlier file's; "
+                                     "only seeds of one setting join")
+                curve_part = _join_seeds(result[name], curve_part, name)
+            result[name] = curve_part
+            result[f"{name}_config"] = part[f"{name}_config"]
         result.update({k: v for k, v in part.items() if k not in result})
     if "mbpo" in result and "sac" in result and result["mbpo"]["machine"] != result["sac"]["machine"]:
         result["machine"] = f"MBPO: {result['mbpo']['machine']}; SAC: {result['sac']['machine']}"
@@ -154,8 +181,9 @@ def main():
     parser.add_argument("--only", choices=("mbpo", "sac", "both"), default="both")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config overrides")
     parser.add_argument("--json", default="", help="write the result here too")
-    parser.add_argument("--merge", nargs=2, default=None, metavar=("MBPO_JSON", "SAC_JSON"),
-                        help="only merge the JSON files of an --only mbpo and an --only sac run (into --json)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="only merge the JSON files of --only mbpo and --only sac runs (into --json); "
+                             "files with the same curve and config join their seeds")
     args = parser.parse_args()
     if args.merge:
         return merge(args.merge, args.json)
