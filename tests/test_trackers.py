@@ -141,6 +141,22 @@ def test_a_resumed_run_continues_the_same_wandb_run_and_event_folder(tracked, tm
     assert run_id != first_id  # a new folder is a new W&B run
 
 
+def test_a_resume_within_the_same_second_keeps_both_event_files(tmp_path, monkeypatch):
+    import time
+
+    from jaxmbrl.run import _trackers
+
+    # tensorboardX names its file by the second it opens: pin the clock so both parts share it.
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
+    for iteration in (0, 1):
+        writer = _trackers.TensorBoard(str(tmp_path))
+        writer.log([{"iteration": iteration, "point": 0, "seed": 0, "step_reward": float(iteration)}])
+        writer.close()
+    events = read_tensorboard(os.path.join(tmp_path, "tensorboard"))
+    assert events["step_reward/p0_s0"] == {0: 0.0, 1: 1.0}
+
+
 @pytest.mark.parametrize("flag, fragment", [(["--wandb", "team/project"], "not a W&B project"),
                                             (["--wandb", "p"], "pip install 'jaxmbrl[wandb]'")])
 def test_tracker_errors_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, flag, fragment):

@@ -8,6 +8,7 @@ curves in one chart. A tracker is `log(rows)` after every chunk and `close()` at
 from __future__ import annotations
 
 import collections
+import glob
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -50,7 +51,11 @@ class TensorBoard:
     def __init__(self, out_dir: str):
         from tensorboardX import SummaryWriter
 
-        self._writer = SummaryWriter(os.path.join(out_dir, "tensorboard"))
+        folder = os.path.join(out_dir, "tensorboard")
+        # tensorboardX names a file by the second it opens and the host, so a resume within the
+        # same second would overwrite the first part's events; a part number keeps them apart.
+        part = len(glob.glob(os.path.join(folder, "events.out.tfevents.*")))
+        self._writer = SummaryWriter(folder, filename_suffix=f".part{part}")
 
     def log(self, rows) -> None:
         for iteration, values in sorted(scalars_by_iteration(rows).items()):
