@@ -5,6 +5,9 @@ call (a progress bar follows). SAC is the same program with `real_ratio = 1` (ev
 batch is real data: the model is never read, so it is shrunk to a token size) and SAC's
 usual one update per env step: same networks, same seeds, same exploration. SAC runs
 `--sac-factor` times MBPO's budget, to find the env steps it needs to reach MBPO's return.
+Each curve in `--json` keeps, per seed and iteration, the evaluation return, the last
+refit's epochs and `DIAGNOSTICS` (Q mean, critic loss, temperature, entropy, model holdout
+MSE), so a collapse can be traced to the critic, the temperature or the model.
 
 MBPO follows Janner et al. (2019) and mbrl-lib's MuJoCo configs (7/5 ensemble of
 4 x 200 SiLU, model refit every 250 steps, 400 rollouts per step, 5% real data, 1,000-step
@@ -61,6 +64,10 @@ BUDGETS = {
 DEFAULT_TASK = "brax/hopper"
 
 
+# Metrics kept beside the evaluation returns (mbpo.Metrics fields).
+DIAGNOSTICS = ("q_mean", "critic_loss", "alpha", "entropy", "model_holdout_mse")
+
+
 def curve(name, cfg, hparams, seeds, seed):
     train = mbpo.make_train(cfg)
     table, wall, compile_s = _common.run_seeds(train, cfg, seeds, seed, desc=name, hparams=hparams,
@@ -82,6 +89,10 @@ def curve(name, cfg, hparams, seeds, seed):
            "compile_and_first_iteration_s": round(compile_s, 1)}
     if fitted:
         out["model_fit_epochs"] = np.where(np.isnan(epochs), None, epochs).tolist()
+    # Per seed and iteration, to tell a collapsing policy's cause (critic, temperature or
+    # model) from the curves alone; NaN (null) while exploring.
+    out["diagnostics"] = {name: np.where(np.isnan(table[name]), None, np.round(table[name], 4)).tolist()
+                          for name in DIAGNOSTICS}
     return out
 
 
@@ -135,6 +146,11 @@ def _join_seeds(first, second, name):
     for key in ("eval_return", "model_fit_epochs", "first_steps_to_target_per_seed"):
         if key in first and key in second:
             joined[key] = first[key] + second[key]
+    if "diagnostics" in first and "diagnostics" in second:
+        joined["diagnostics"] = {k: first["diagnostics"][k] + second["diagnostics"][k]
+                                 for k in first["diagnostics"] if k in second["diagnostics"]}
+    else:  # a part from before diagnostics were kept: the joined curve has none
+        joined.pop("diagnostics", None)
     for key in ("wall_s", "compile_and_first_iteration_s"):
         joined[key] = [*np.atleast_1d(first[key]).tolist(), *np.atleast_1d(second[key]).tolist()]
     if first.get("machine") != second.get("machine"):
