@@ -91,8 +91,8 @@ def curve(name, cfg, hparams, seeds, seed):
         out["model_fit_epochs"] = np.where(np.isnan(epochs), None, epochs).tolist()
     # Per seed and iteration, to tell a collapsing policy's cause (critic, temperature or
     # model) from the curves alone; NaN (null) while exploring.
-    out["diagnostics"] = {name: np.where(np.isnan(table[name]), None, np.round(table[name], 4)).tolist()
-                          for name in DIAGNOSTICS}
+    out["diagnostics"] = {field: np.where(np.isnan(table[field]), None, np.round(table[field], 4)).tolist()
+                          for field in DIAGNOSTICS}
     return out
 
 
