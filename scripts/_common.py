@@ -185,6 +185,11 @@ def plain_config(config) -> dict:
     return {k: dict(v) if hasattr(v, "items") else v for k, v in vars(config).items()}
 
 
+def plain_hparams(hparams) -> dict:
+    """An HParams tuple's fields as JSON-ready floats."""
+    return {k: float(v) for k, v in hparams._asdict().items()}
+
+
 def print_eval_table(steps, evals):
     """Prints a markdown table of evaluation returns [seeds, iterations] against env steps,
     skipping iterations without an evaluation (NaN: the random warm-up)."""

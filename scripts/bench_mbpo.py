@@ -49,14 +49,14 @@ def main():
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--env", default="Pendulum-v1")
     parser.add_argument("--backend", default="", help="Brax physics pipeline (brax/... only)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config overrides")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config or mbpo.HParams overrides")
     args = parser.parse_args()
     fields = {"env_id": args.env, "num_iterations": 3, "warmup_iterations": 1,
               **({"env_kwargs": {"backend": args.backend}} if args.backend else {}),
               **run._config.parse_assignments(args.set)}
-    _, cfg, _ = run.resolve("mbpo", overrides=fields)
+    _, cfg, hparams = run.resolve("mbpo", overrides=fields)
     train = mbpo.make_train(cfg)
-    hp = jax.tree.map(lambda h: jnp.full((args.seeds,), h, jnp.float32), cfg.hparams())
+    hp = jax.tree.map(lambda h: jnp.full((args.seeds,), h, jnp.float32), hparams)
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     state = jax.block_until_ready(jax.jit(jax.vmap(train.init))(keys, hp))
     t = time.perf_counter()

@@ -158,6 +158,13 @@ def _join_seeds(first, second, name):
     return joined
 
 
+def _default_hparams(name):
+    """The HParams a curve ran with before the JSON kept them: until 2026-12-07 this
+    script passed the defaults whatever `--set` said (SAC: with real_ratio 1)."""
+    hp = mbpo.HParams()
+    return _common.plain_hparams(hp._replace(real_ratio=1.0) if name == "sac" else hp)
+
+
 def merge(paths, out):
     """One result from `--only mbpo` and `--only sac` runs' JSON files (run apart, e.g. each
     pinned to its own core), with the summary of a `--only both` run. Several files with
@@ -171,13 +178,15 @@ def merge(paths, out):
                 continue
             # A curve travels with its config and the machine it ran on.
             curve_part = dict(part[name], machine=part[name].get("machine", part.get("machine")))
+            hparams = part.get(f"{name}_hparams", _default_hparams(name))
             if name in result:
-                if result[f"{name}_config"] != part[f"{name}_config"]:
-                    raise SystemExit(f"--merge: {path}'s {name} config differs from an earlier file's; "
-                                     "only seeds of one setting join")
+                if (result[f"{name}_config"], result[f"{name}_hparams"]) != (part[f"{name}_config"], hparams):
+                    raise SystemExit(f"--merge: {path}'s {name} config or hparams differ from an earlier "
+                                     "file's; only seeds of one setting join")
                 curve_part = _join_seeds(result[name], curve_part, name)
             result[name] = curve_part
             result[f"{name}_config"] = part[f"{name}_config"]
+            result[f"{name}_hparams"] = hparams
         result.update({k: v for k, v in part.items() if k not in result})
     if "mbpo" in result and "sac" in result and result["mbpo"]["machine"] != result["sac"]["machine"]:
         result["machine"] = f"MBPO: {result['mbpo']['machine']}; SAC: {result['sac']['machine']}"
@@ -195,7 +204,8 @@ def main():
     parser.add_argument("--sac-factor", type=int, default=5, help="SAC runs this many times MBPO's budget")
     parser.add_argument("--target", type=float, default=None, help="also report steps to this return")
     parser.add_argument("--only", choices=("mbpo", "sac", "both"), default="both")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config overrides")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="mbpo.Config or mbpo.HParams overrides")
     parser.add_argument("--json", default="", help="write the result here too")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="only merge the JSON files of --only mbpo and --only sac runs (into --json); "
@@ -212,19 +222,22 @@ def main():
     fields = {**fields, "env_id": args.env, "env_kwargs": {"backend": args.backend},
               **run._config.parse_assignments(args.set)}
     per_iteration = int(fields["steps_per_iteration"])
-    _, cfg, _ = run.resolve("mbpo", overrides={**fields, "num_iterations": budget // per_iteration})
-    result = {"machine": _common.machine(), "mbpo_config": _common.plain_config(cfg)}
+    # `--set` takes HParams fields too (critic_learning_rate=1e-4): both curves run with them.
+    _, cfg, hp = run.resolve("mbpo", overrides={**fields, "num_iterations": budget // per_iteration})
+    result = {"machine": _common.machine(), "mbpo_config": _common.plain_config(cfg),
+              "mbpo_hparams": _common.plain_hparams(hp)}
     print(f"machine: {result['machine']}")
     if args.only in ("mbpo", "both"):
-        result["mbpo"] = curve(f"MBPO {args.env}", cfg, cfg.hparams(), args.seeds, args.seed)
+        result["mbpo"] = curve(f"MBPO {args.env}", cfg, hp, args.seeds, args.seed)
     if args.only in ("sac", "both"):
         sac_fields = dict(fields, num_iterations=args.sac_factor * budget // per_iteration, policy_updates_per_step=1,
                           rollouts_per_step=1, num_members=1, num_model_elites=1, model_hidden_sizes=(8,),
                           model_epochs=1)
-        _, sac_cfg, _ = run.resolve("mbpo", overrides=sac_fields)
+        _, sac_cfg, sac_hp = run.resolve("mbpo", overrides=sac_fields)
+        sac_hp = sac_hp._replace(real_ratio=1.0)
         result["sac_config"] = _common.plain_config(sac_cfg)
-        result["sac"] = curve(f"SAC {args.env}", sac_cfg, sac_cfg.hparams()._replace(real_ratio=1.0), args.seeds,
-                              args.seed)
+        result["sac_hparams"] = _common.plain_hparams(sac_hp)
+        result["sac"] = curve(f"SAC {args.env}", sac_cfg, sac_hp, args.seeds, args.seed)
     if "mbpo" in result and "sac" in result:
         result["summary"] = summary(result, budget)
     if args.target is not None:

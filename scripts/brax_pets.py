@@ -70,20 +70,24 @@ def main():
     args = parser.parse_args()
     overrides = {**DEFAULTS, "env_id": args.env, "env_kwargs": {"backend": args.backend},
                  "num_iterations": args.iterations, **run._config.parse_assignments(args.set)}
-    _, config, _ = run.resolve("pets", overrides=overrides)
+    _, config, hparams = run.resolve("pets", overrides=overrides)
     shaped = bool(args.angle_cost or args.tip_cost)
     if shaped and args.env != "brax/inverted_pendulum":
         parser.error("--angle-cost and --tip-cost shape brax/inverted_pendulum's planning reward only")
     if args.angle_cost < 0 or args.tip_cost < 0:
         parser.error("--angle-cost and --tip-cost are costs: give values >= 0")
     if args.oracle:
+        if hparams != config.hparams():
+            parser.error("--oracle plans with the planner's default floats; drop the HParams fields from --set")
         return oracle(args, config, shaped)
     train = pets.make_train(config, reward_fn=shaped_reward(args) if shaped else None)
-    table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc=f"PETS {args.env}")
+    table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc=f"PETS {args.env}",
+                                               hparams=hparams)
     until = _common.mpc_episodes_until(table, config.warmup_iterations, args.target)
     result = {
         "machine": _common.machine(),
         "config": _common.plain_config(config),
+        "hparams": _common.plain_hparams(hparams),
         "planning_angle_cost": args.angle_cost, "planning_tip_cost": args.tip_cost,
         "mean_episode_return_per_iteration": np.round(table["episode_return"], 1).tolist(),
         "best_episode_return_per_iteration": np.round(table["best_episode_return"], 1).tolist(),

@@ -33,14 +33,16 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
-    _, config, _ = run.resolve("pets", overrides={**DEFAULTS, **run._config.parse_assignments(args.set)})
+    _, config, hparams = run.resolve("pets", overrides={**DEFAULTS, **run._config.parse_assignments(args.set)})
     train = pets.make_train(config)
-    table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS CartPole-v1")
+    table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS CartPole-v1",
+                                               hparams=hparams)
     best = table["best_episode_return"]  # [seeds, iterations]
     episodes_to_500 = _common.mpc_episodes_until(table, config.warmup_iterations, 500)
     result = {
         "machine": _common.machine(),
         "config": _common.plain_config(config),
+        "hparams": _common.plain_hparams(hparams),
         "mean_episode_return_per_iteration": np.round(table["episode_return"], 1).tolist(),
         "best_episode_return_per_iteration": np.round(best, 1).tolist(),
         "episodes_per_iteration": table["episodes"].tolist(),

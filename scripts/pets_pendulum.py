@@ -31,13 +31,15 @@ def main():
     parser.add_argument("--png", default="")
     args = parser.parse_args()
     overrides = {"env_id": "Pendulum-v1", "num_iterations": 10, **run._config.parse_assignments(args.set)}
-    _, config, _ = run.resolve("pets", overrides=overrides)
+    _, config, hparams = run.resolve("pets", overrides=overrides)
     train = pets.make_train(config)
-    table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS Pendulum-v1")
+    table, wall, compile_s = _common.run_seeds(train, config, args.seeds, args.seed, desc="PETS Pendulum-v1",
+                                               hparams=hparams)
     returns = table["episode_return"]  # [seeds, episodes]
     result = {
         "machine": _common.machine(),
         "config": _common.plain_config(config),
+        "hparams": _common.plain_hparams(hparams),
         "returns_per_seed": np.round(returns, 1).tolist(),
         "mean_return_per_episode": np.round(returns.mean(0), 1).tolist(),
         "mean_return_episodes_6_to_10": round(float(returns[:, 5:10].mean()), 1),
