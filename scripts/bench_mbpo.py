@@ -49,7 +49,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--env", default="Pendulum-v1")
     parser.add_argument("--backend", default="", help="Brax physics pipeline (brax/... only)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="mbpo.Config or mbpo.HParams overrides")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="mbpo.Config or mbpo.HParams overrides")
     args = parser.parse_args()
     fields = {"env_id": args.env, "num_iterations": 3, "warmup_iterations": 1,
               **({"env_kwargs": {"backend": args.backend}} if args.backend else {}),

@@ -222,7 +222,8 @@ def main():
     fields = {**fields, "env_id": args.env, "env_kwargs": {"backend": args.backend},
               **run._config.parse_assignments(args.set)}
     per_iteration = int(fields["steps_per_iteration"])
-    # `--set` takes HParams fields too (critic_learning_rate=1e-4): both curves run with them.
+    # `--set` takes HParams fields too (critic_learning_rate=1e-4): both curves run with them,
+    # except that SAC keeps real_ratio = 1.
     _, cfg, hp = run.resolve("mbpo", overrides={**fields, "num_iterations": budget // per_iteration})
     result = {"machine": _common.machine(), "mbpo_config": _common.plain_config(cfg),
               "mbpo_hparams": _common.plain_hparams(hp)}
