@@ -143,6 +143,7 @@ def test_target_entropy_reaches_sac_temperature():
         state, _ = agent.update(agent.init(key, hp), batch, hp, key)
         alphas[target] = float(jnp.exp(state.log_alpha))
     assert alphas[5.0] > 1.0 > alphas[-50.0]
+    mbpo.Config.tiny().validate_hparams(mbpo.HParams(alpha_learning_rate=0.0))  # a fixed temperature
     with pytest.raises(ValueError, match="target_entropy must be a finite number"):
         mbpo.make_train(mbpo.Config.tiny(target_entropy=float("inf")))
     assert mbpo.make_train(mbpo.Config.tiny(policy_compute_dtype="bfloat16")).agent.config.compute_dtype == "bfloat16"

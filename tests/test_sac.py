@@ -77,6 +77,23 @@ def test_update_ignores_truncation_and_uses_termination():
     assert not np.allclose(c.critic_params["params"]["Dense_1"]["bias"], a.critic_params["params"]["Dense_1"]["bias"])
 
 
+def test_zero_alpha_learning_rate_fixes_the_temperature():
+    # mbrl-lib's "automatic entropy tuning off": the temperature stays at init_alpha while
+    # the networks learn; a positive rate moves it on the same batches.
+    agent = sac.make_sac(3, 1, -2.0, 2.0, (8,))
+    update = jax.jit(agent.update)
+    batch = _batch(jax.random.PRNGKey(2), [False, False])
+    for rate, fixed in ((0.0, True), (0.1, False)):
+        hp = sac.SACHParams(alpha_learning_rate=rate, init_alpha=0.2)
+        state = start = agent.init(jax.random.PRNGKey(0), hp)
+        for i in range(3):
+            state, _ = update(state, batch, hp, jax.random.PRNGKey(i))
+        assert (float(state.log_alpha) == float(start.log_alpha)) == fixed
+        assert not np.allclose(state.actor_params["params"]["Dense_0"]["kernel"],
+                               start.actor_params["params"]["Dense_0"]["kernel"])
+    np.testing.assert_allclose(np.exp(float(start.log_alpha)), 0.2, rtol=1e-6)
+
+
 def test_polyak_exact():
     params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array(4.0)}
     target = {"w": jnp.array([3.0, 4.0]), "b": jnp.array(0.0)}

@@ -8,7 +8,8 @@ float hyperparameters are a `SACHParams` passed to `update`, so they sweep under
   copies moved by Polyak averaging (`target_tau`) after every update.
 - A tanh-squashed Gaussian policy. Networks see the squashed action in [-1, 1]; `act`
   and the replay buffer use the environment's raw actions in [low, high].
-- Automatic entropy tuning towards `target_entropy` (default -|A|).
+- Automatic entropy tuning towards `target_entropy` (default -|A|); an
+  `alpha_learning_rate` of 0 fixes the temperature at `init_alpha` instead.
 - The TD target stops bootstrapping only at `terminated`: a time-limit `truncated`
   transition bootstraps like any other.
 - Networks are `models.MLP`s (ReLU) and every optimiser is `models.adam`, its learning

@@ -27,6 +27,7 @@ from jaxmbrl import buffers, envs, models
 from jaxmbrl.agents import sac as sac_lib
 from jaxmbrl.algorithms._contract import (
     MODEL_RANGES,
+    NON_NEGATIVE,
     POSITIVE,
     RATE,
     UNIT,
@@ -60,6 +61,7 @@ class HParams(NamedTuple):
     real_ratio: Any = 0.05  # fraction of each SAC batch drawn from real data
     actor_learning_rate: Any = 3e-4
     critic_learning_rate: Any = 3e-4
+    # 0 fixes the temperature at init_alpha (mbrl-lib 0.2.0's Hopper: tuning off, 0.2).
     alpha_learning_rate: Any = 3e-4
     discount: Any = 0.99
     target_tau: Any = 0.005
@@ -189,7 +191,7 @@ class Config(ConfigBase):
 
 Config.HPARAM_RANGES = {
     **MODEL_RANGES, "real_ratio": UNIT, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
-    "alpha_learning_rate": POSITIVE, "discount": UNIT, "target_tau": RATE, "init_alpha": POSITIVE,
+    "alpha_learning_rate": NON_NEGATIVE, "discount": UNIT, "target_tau": RATE, "init_alpha": POSITIVE,
     # A negative bonus (pessimism, as MOPO's penalty) is allowed.
     "intrinsic_reward": Range(), "intrinsic_reward_end": Range(),
 }
