@@ -11,8 +11,9 @@ MSE), so a collapse can be traced to the critic, the temperature or the model.
 
 MBPO follows Janner et al. (2019) and mbrl-lib's MuJoCo configs (7/5 ensemble of
 4 x 200 SiLU, model refit every 250 steps, 400 rollouts per step, 5% real data, 1,000-step
-epochs; on hopper and halfcheetah also their target entropy -1 and one epoch, 4 refits,
-of kept model rollouts) except where a 2-core CPU cannot afford it, said per task in
+epochs; on hopper and halfcheetah also target entropy -1 (Janner et al.'s Hopper and
+mbrl-lib 0.2.0's HalfCheetah value; Janner et al. set -3 on HalfCheetah) and one epoch,
+4 refits, of kept model rollouts) except where a 2-core CPU cannot afford it, said per task in
 `BUDGETS` and in docs/BENCHMARKS.md: fewer SAC updates per step (the paper: 20 on Hopper, 40 on
 HalfCheetah) and a shorter run. A GPU run would take the paper's updates per step and
 budgets (Hopper 125k, HalfCheetah 400k env steps) with `--set policy_updates_per_step=20
@@ -55,8 +56,8 @@ BUDGETS = {
     "brax/hopper": (20000, dict(steps_per_iteration=1000, warmup_iterations=5, model_train_every=250,
                                 rollout_schedule=(1, 15, 1, 1), policy_updates_per_step=10,
                                 target_entropy=-1.0, model_retain_blocks=4)),
-    # mbrl-lib's HalfCheetah config: target entropy -1, one epoch of model rollouts kept
-    # (until 2026-12-04: -A = -6 and 1 refit).
+    # mbrl-lib 0.2.0's HalfCheetah config: target entropy -1 (Janner et al.'s: -3), one epoch
+    # of model rollouts kept (until 2026-12-04: -A = -6 and 1 refit).
     "brax/halfcheetah": (20000, dict(steps_per_iteration=1000, warmup_iterations=5, model_train_every=250,
                                      policy_updates_per_step=10, target_entropy=-1.0, model_retain_blocks=4)),
 }
