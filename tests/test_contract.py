@@ -149,7 +149,8 @@ def test_every_dreamer_planner_float_sweeps_in_one_program(planner):
 
 @pytest.mark.parametrize("algo, field, value", [
     (pets, "planner_alpha", 1.5), (pets, "model_learning_rate", float("nan")), (pets, "holdout_ratio", -1.0),
-    (mbpo, "discount", 2.0), (mbpo, "model_weight_decay", float("inf")), (mbpo, "alpha_learning_rate", -1e-4), (dyna, "epsilon", -0.1),
+    (mbpo, "discount", 2.0), (mbpo, "model_weight_decay", float("inf")), (mbpo, "alpha_learning_rate", -1e-4),
+    (dyna, "epsilon", -0.1),
     (dreamer, "planner_temperature", 0.0), (dreamer, "target_tau", 0.0),
 ])
 def test_out_of_range_floats_are_refused_with_the_field_named(algo, field, value):
