@@ -159,11 +159,22 @@ def _join_seeds(first, second, name):
     return joined
 
 
+def _sac_hparams(hp):
+    """SAC is MBPO with every batch real, whatever real-ratio schedule `--set` gives."""
+    return hp._replace(real_ratio=1.0, real_ratio_end=1.0)
+
+
 def _default_hparams(name):
     """The HParams a curve ran with before the JSON kept them: until 2026-12-07 this
     script passed the defaults whatever `--set` said (SAC: with real_ratio 1)."""
     hp = mbpo.HParams()
-    return _common.plain_hparams(hp._replace(real_ratio=1.0) if name == "sac" else hp)
+    return _common.plain_hparams(_sac_hparams(hp) if name == "sac" else hp)
+
+
+def _filled(name, config, hparams):
+    """A curve's config and hparams with the fields added since it ran at their defaults,
+    which are what it ran with (e.g. real_ratio_decay_steps=0, a constant real_ratio)."""
+    return ({**_common.plain_config(mbpo.Config()), **config}, {**_default_hparams(name), **hparams})
 
 
 def merge(paths, out):
@@ -179,14 +190,14 @@ def merge(paths, out):
                 continue
             # A curve travels with its config and the machine it ran on.
             curve_part = dict(part[name], machine=part[name].get("machine", part.get("machine")))
-            hparams = part.get(f"{name}_hparams", _default_hparams(name))
+            config, hparams = _filled(name, part[f"{name}_config"], part.get(f"{name}_hparams", {}))
             if name in result:
-                if (result[f"{name}_config"], result[f"{name}_hparams"]) != (part[f"{name}_config"], hparams):
+                if (result[f"{name}_config"], result[f"{name}_hparams"]) != (config, hparams):
                     raise SystemExit(f"--merge: {path}'s {name} config or hparams differ from an earlier "
                                      "file's; only seeds of one setting join")
                 curve_part = _join_seeds(result[name], curve_part, name)
             result[name] = curve_part
-            result[f"{name}_config"] = part[f"{name}_config"]
+            result[f"{name}_config"] = config
             result[f"{name}_hparams"] = hparams
         result.update({k: v for k, v in part.items() if k not in result})
     if "mbpo" in result and "sac" in result and result["mbpo"]["machine"] != result["sac"]["machine"]:
@@ -224,7 +235,7 @@ def main():
               **run._config.parse_assignments(args.set)}
     per_iteration = int(fields["steps_per_iteration"])
     # `--set` takes HParams fields too (critic_learning_rate=1e-4): both curves run with them,
-    # except that SAC keeps real_ratio = 1.
+    # except that SAC keeps real_ratio = 1 throughout.
     _, cfg, hp = run.resolve("mbpo", overrides={**fields, "num_iterations": budget // per_iteration})
     result = {"machine": _common.machine(), "mbpo_config": _common.plain_config(cfg),
               "mbpo_hparams": _common.plain_hparams(hp)}
@@ -236,7 +247,7 @@ def main():
                           rollouts_per_step=1, num_members=1, num_model_elites=1, model_hidden_sizes=(8,),
                           model_epochs=1)
         _, sac_cfg, sac_hp = run.resolve("mbpo", overrides=sac_fields)
-        sac_hp = sac_hp._replace(real_ratio=1.0)
+        sac_hp = _sac_hparams(sac_hp)
         result["sac_config"] = _common.plain_config(sac_cfg)
         result["sac_hparams"] = _common.plain_hparams(sac_hp)
         result["sac"] = curve(f"SAC {args.env}", sac_cfg, sac_hp, args.seeds, args.seed)

@@ -94,6 +94,25 @@ def test_step_compiles_once(tiny):
     np.testing.assert_array_equal(metrics.env_steps[0], [16, 32, 48])
 
 
+def test_real_ratio_moves_to_its_end_over_the_decay_steps():
+    # One program (decay_steps is static), three traced schedules on one key. After a
+    # 1-step decay every SAC batch uses the end ratio, so 0 -> 1 trains exactly as a
+    # constant 1 (all real data), and 0 -> 0 (all imagined) differently.
+    train = mbpo.make_train(mbpo.Config.tiny(num_iterations=2, real_ratio_decay_steps=1))
+    hps = jax.tree.map(lambda *v: jnp.asarray(v, jnp.float32), mbpo.HParams(real_ratio=0.0, real_ratio_end=1.0),
+                       mbpo.HParams(real_ratio=1.0, real_ratio_end=1.0), mbpo.HParams(real_ratio=0.0, real_ratio_end=0.0))
+    keys = jnp.broadcast_to(jax.random.key(3), (3,))
+    _, metrics = jax.jit(jax.vmap(train.run))(keys, hps)
+    critic_loss = np.asarray(metrics.critic_loss[:, -1])
+    assert np.isfinite(critic_loss).all()
+    assert critic_loss[0] == critic_loss[1]
+    assert critic_loss[0] != critic_loss[2]
+    with pytest.raises(ValueError, match="real_ratio_end"):
+        mbpo.Config.tiny().validate_hparams(mbpo.HParams(real_ratio_end=1.5))
+    with pytest.raises(ValueError, match="real_ratio_decay_steps"):
+        mbpo.Config.tiny(real_ratio_decay_steps=-1).validate()
+
+
 def test_bad_configs_raise_at_make_train():
     with pytest.raises(ValueError, match="continuous actions.*CartPole-v1"):
         mbpo.make_train(mbpo.Config.tiny(env_id="CartPole-v1"))

@@ -5,7 +5,8 @@ One iteration = `steps_per_iteration` vectorised env steps, a `lax.scan` over bl
 `rollouts_per_step * model_train_every * num_envs` k-step model rollouts from real
 states into the model buffer (replacing the oldest batch once `model_retain_blocks` are
 held), then steps the envs with the SAC policy, doing `policy_updates_per_step` SAC updates
-per step on batches that mix real and model data by `real_ratio`. With
+per step on batches that mix real and model data by `real_ratio` (optionally moved
+linearly to `real_ratio_end` over `real_ratio_decay_steps` env steps). With
 `exploration="disagreement"` every imagined reward gains `intrinsic_reward` times the
 ensemble's disagreement at (s, a) (the variance over elites of their predicted next
 observations: Pathak et al. 2019), optionally decayed linearly to `intrinsic_reward_end`
@@ -59,6 +60,10 @@ class HParams(NamedTuple):
     """Float hyperparameters, traced: `jax.vmap(train.run)(keys, hparams)` sweeps them."""
 
     real_ratio: Any = 0.05  # fraction of each SAC batch drawn from real data
+    # Where real_ratio moves to, linearly, over Config.real_ratio_decay_steps env steps
+    # (0: real_ratio throughout). E.g. 1 -> 0.05 keeps the first, least accurate models'
+    # rollouts out of SAC's early batches.
+    real_ratio_end: Any = 0.05
     actor_learning_rate: Any = 3e-4
     critic_learning_rate: Any = 3e-4
     # 0 fixes the temperature at init_alpha (mbrl-lib 0.2.0's Hopper: tuning off, 0.2).
@@ -136,6 +141,7 @@ class Config(ConfigBase):
     # which a traced coefficient of 0 could not skip under vmap.
     exploration: str = "none"
     intrinsic_reward_decay_steps: int = 0  # env steps; 0: a constant intrinsic_reward
+    real_ratio_decay_steps: int = 0  # env steps (warm-up included); 0: a constant real_ratio
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":
@@ -159,7 +165,7 @@ class Config(ConfigBase):
                    "rollouts_per_step", "model_retain_blocks", "policy_updates_per_step", "policy_batch_size",
                    "num_members", "num_model_elites", "model_epochs", "model_batch_size", "num_eval_episodes")
         self._ints(0, "warmup_iterations", "buffer_capacity", "model_patience", "max_holdout",
-                   "intrinsic_reward_decay_steps")
+                   "intrinsic_reward_decay_steps", "real_ratio_decay_steps")
         self._choice("exploration", EXPLORATIONS)
         te = self.target_entropy
         if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not math.isfinite(te)):
@@ -190,7 +196,7 @@ class Config(ConfigBase):
 
 
 Config.HPARAM_RANGES = {
-    **MODEL_RANGES, "real_ratio": UNIT, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
+    **MODEL_RANGES, "real_ratio": UNIT, "real_ratio_end": UNIT, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
     "alpha_learning_rate": NON_NEGATIVE, "discount": UNIT, "target_tau": RATE, "init_alpha": POSITIVE,
     # A negative bonus (pessimism, as MOPO's penalty) is allowed.
     "intrinsic_reward": Range(), "intrinsic_reward_end": Range(),
@@ -326,6 +332,8 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
                          "has it; see models.Model); set exploration='none' for this model")
     bonus_coefficient = lambda hp, count: linear_decay(  # noqa: E731
         hp.intrinsic_reward, hp.intrinsic_reward_end, cfg.intrinsic_reward_decay_steps)(count)
+    real_ratio_at = lambda hp, count: linear_decay(  # noqa: E731
+        hp.real_ratio, hp.real_ratio_end, cfg.real_ratio_decay_steps)(count)
     agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes,
                              target_entropy=cfg.target_entropy, compute_dtype=cfg.policy_compute_dtype)
     blocks = cfg.steps_per_iteration // cfg.model_train_every
@@ -379,12 +387,13 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
 
     def sac_updates(key, state: State):
         hp = state.hparams
+        real_ratio = real_ratio_at(hp, state.env_steps)
 
         def one(agent_state, k):
             k_real, k_model, k_mix, k_upd = jax.random.split(k, 4)
             real = buffers.sample(k_real, state.buffer, cfg.policy_batch_size)
             imagined = model_buffer_sample(k_model, state.model_buffer, cfg.policy_batch_size)
-            use_real = jax.random.uniform(k_mix, (cfg.policy_batch_size,)) < hp.real_ratio
+            use_real = jax.random.uniform(k_mix, (cfg.policy_batch_size,)) < real_ratio
             use_real = use_real | (state.model_buffer.counts.sum() == 0)
             pick = lambda r, m: jnp.where(use_real.reshape((-1,) + (1,) * (r.ndim - 1)), r, m.astype(r.dtype))
             batch = jax.tree.map(pick, real, imagined)
