@@ -99,8 +99,9 @@ def test_real_ratio_moves_to_its_end_over_the_decay_steps():
     # 1-step decay every SAC batch uses the end ratio, so 0 -> 1 trains exactly as a
     # constant 1 (all real data), and 0 -> 0 (all imagined) differently.
     train = mbpo.make_train(mbpo.Config.tiny(num_iterations=2, real_ratio_decay_steps=1))
-    hps = jax.tree.map(lambda *v: jnp.asarray(v, jnp.float32), mbpo.HParams(real_ratio=0.0, real_ratio_end=1.0),
-                       mbpo.HParams(real_ratio=1.0, real_ratio_end=1.0), mbpo.HParams(real_ratio=0.0, real_ratio_end=0.0))
+    schedules = [mbpo.HParams(real_ratio=start, real_ratio_end=end)
+                 for start, end in ((0.0, 1.0), (1.0, 1.0), (0.0, 0.0))]
+    hps = jax.tree.map(lambda *v: jnp.asarray(v, jnp.float32), *schedules)
     keys = jnp.broadcast_to(jax.random.key(3), (3,))
     _, metrics = jax.jit(jax.vmap(train.run))(keys, hps)
     critic_loss = np.asarray(metrics.critic_loss[:, -1])

@@ -196,8 +196,9 @@ class Config(ConfigBase):
 
 
 Config.HPARAM_RANGES = {
-    **MODEL_RANGES, "real_ratio": UNIT, "real_ratio_end": UNIT, "actor_learning_rate": POSITIVE, "critic_learning_rate": POSITIVE,
-    "alpha_learning_rate": NON_NEGATIVE, "discount": UNIT, "target_tau": RATE, "init_alpha": POSITIVE,
+    **MODEL_RANGES, "real_ratio": UNIT, "real_ratio_end": UNIT, "actor_learning_rate": POSITIVE,
+    "critic_learning_rate": POSITIVE, "alpha_learning_rate": NON_NEGATIVE, "discount": UNIT, "target_tau": RATE,
+    "init_alpha": POSITIVE,
     # A negative bonus (pessimism, as MOPO's penalty) is allowed.
     "intrinsic_reward": Range(), "intrinsic_reward_end": Range(),
 }
