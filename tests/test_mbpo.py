@@ -94,24 +94,32 @@ def test_step_compiles_once(tiny):
     np.testing.assert_array_equal(metrics.env_steps[0], [16, 32, 48])
 
 
-def test_real_ratio_moves_to_its_end_over_the_decay_steps():
-    # One program (decay_steps is static), three traced schedules on one key. After a
-    # 1-step decay every SAC batch uses the end ratio, so 0 -> 1 trains exactly as a
-    # constant 1 (all real data), and 0 -> 0 (all imagined) differently.
-    train = mbpo.make_train(mbpo.Config.tiny(num_iterations=2, real_ratio_decay_steps=1))
+def test_schedules_move_to_their_ends_over_the_decay_steps():
+    # One program (decay steps are static), six traced schedules on one key. After a
+    # 1-step decay every SAC update reads the end value, so a schedule that starts
+    # elsewhere trains exactly as the constant end, and differently from the constant start.
+    train = mbpo.make_train(mbpo.Config.tiny(num_iterations=2, real_ratio_decay_steps=1,
+                                             target_tau_decay_steps=1))
     schedules = [mbpo.HParams(real_ratio=start, real_ratio_end=end)
                  for start, end in ((0.0, 1.0), (1.0, 1.0), (0.0, 0.0))]
+    schedules += [mbpo.HParams(target_tau=start, target_tau_end=end)
+                  for start, end in ((0.5, 1.0), (1.0, 1.0), (0.5, 0.5))]
     hps = jax.tree.map(lambda *v: jnp.asarray(v, jnp.float32), *schedules)
-    keys = jnp.broadcast_to(jax.random.key(3), (3,))
+    keys = jnp.broadcast_to(jax.random.key(3), (len(schedules),))
     _, metrics = jax.jit(jax.vmap(train.run))(keys, hps)
     critic_loss = np.asarray(metrics.critic_loss[:, -1])
     assert np.isfinite(critic_loss).all()
-    assert critic_loss[0] == critic_loss[1]
+    assert critic_loss[0] == critic_loss[1]  # real ratio 0 -> 1 trains as 1 throughout
     assert critic_loss[0] != critic_loss[2]
+    assert critic_loss[3] == critic_loss[4]  # target tau 0.5 -> 1 trains as 1 throughout
+    assert critic_loss[3] != critic_loss[5]
     with pytest.raises(ValueError, match="real_ratio_end"):
         mbpo.Config.tiny().validate_hparams(mbpo.HParams(real_ratio_end=1.5))
-    with pytest.raises(ValueError, match="real_ratio_decay_steps"):
-        mbpo.Config.tiny(real_ratio_decay_steps=-1).validate()
+    with pytest.raises(ValueError, match="target_tau_end"):
+        mbpo.Config.tiny().validate_hparams(mbpo.HParams(target_tau_end=0.0))
+    for field in ("real_ratio_decay_steps", "target_tau_decay_steps"):
+        with pytest.raises(ValueError, match=field):
+            mbpo.Config.tiny(**{field: -1}).validate()
 
 
 def test_bad_configs_raise_at_make_train():

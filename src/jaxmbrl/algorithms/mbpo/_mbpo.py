@@ -6,7 +6,8 @@ One iteration = `steps_per_iteration` vectorised env steps, a `lax.scan` over bl
 states into the model buffer (replacing the oldest batch once `model_retain_blocks` are
 held), then steps the envs with the SAC policy, doing `policy_updates_per_step` SAC updates
 per step on batches that mix real and model data by `real_ratio` (optionally moved
-linearly to `real_ratio_end` over `real_ratio_decay_steps` env steps). With
+linearly to `real_ratio_end` over `real_ratio_decay_steps` env steps; the target
+critics' Polyak rate `target_tau` moves the same way to `target_tau_end`). With
 `exploration="disagreement"` every imagined reward gains `intrinsic_reward` times the
 ensemble's disagreement at (s, a) (the variance over elites of their predicted next
 observations: Pathak et al. 2019), optionally decayed linearly to `intrinsic_reward_end`
@@ -70,6 +71,10 @@ class HParams(NamedTuple):
     alpha_learning_rate: Any = 3e-4
     discount: Any = 0.99
     target_tau: Any = 0.005
+    # Where target_tau moves to, linearly, over Config.target_tau_decay_steps env steps
+    # (0: target_tau throughout). E.g. 0.005 -> 0.00125: fast targets while the policy
+    # first learns, slower ones once the critic should settle.
+    target_tau_end: Any = 0.005
     init_alpha: Any = 1.0
     model_learning_rate: Any = 1e-3
     model_weight_decay: Any = 5e-5
@@ -142,6 +147,7 @@ class Config(ConfigBase):
     exploration: str = "none"
     intrinsic_reward_decay_steps: int = 0  # env steps; 0: a constant intrinsic_reward
     real_ratio_decay_steps: int = 0  # env steps (warm-up included); 0: a constant real_ratio
+    target_tau_decay_steps: int = 0  # env steps (warm-up included); 0: a constant target_tau
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":
@@ -165,7 +171,8 @@ class Config(ConfigBase):
                    "rollouts_per_step", "model_retain_blocks", "policy_updates_per_step", "policy_batch_size",
                    "num_members", "num_model_elites", "model_epochs", "model_batch_size", "num_eval_episodes")
         self._ints(0, "warmup_iterations", "buffer_capacity", "model_patience", "max_holdout",
-                   "intrinsic_reward_decay_steps", "real_ratio_decay_steps")
+                   "intrinsic_reward_decay_steps", "real_ratio_decay_steps",
+                   "target_tau_decay_steps")
         self._choice("exploration", EXPLORATIONS)
         te = self.target_entropy
         if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not math.isfinite(te)):
@@ -198,7 +205,7 @@ class Config(ConfigBase):
 Config.HPARAM_RANGES = {
     **MODEL_RANGES, "real_ratio": UNIT, "real_ratio_end": UNIT, "actor_learning_rate": POSITIVE,
     "critic_learning_rate": POSITIVE, "alpha_learning_rate": NON_NEGATIVE, "discount": UNIT, "target_tau": RATE,
-    "init_alpha": POSITIVE,
+    "target_tau_end": RATE, "init_alpha": POSITIVE,
     # A negative bonus (pessimism, as MOPO's penalty) is allowed.
     "intrinsic_reward": Range(), "intrinsic_reward_end": Range(),
 }
@@ -335,6 +342,8 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
         hp.intrinsic_reward, hp.intrinsic_reward_end, cfg.intrinsic_reward_decay_steps)(count)
     real_ratio_at = lambda hp, count: linear_decay(  # noqa: E731
         hp.real_ratio, hp.real_ratio_end, cfg.real_ratio_decay_steps)(count)
+    target_tau_at = lambda hp, count: linear_decay(  # noqa: E731
+        hp.target_tau, hp.target_tau_end, cfg.target_tau_decay_steps)(count)
     agent = sac_lib.make_sac(spec.obs_shape, spec.action_dim, spec.low, spec.high, cfg.policy_hidden_sizes,
                              target_entropy=cfg.target_entropy, compute_dtype=cfg.policy_compute_dtype)
     blocks = cfg.steps_per_iteration // cfg.model_train_every
@@ -389,6 +398,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
     def sac_updates(key, state: State):
         hp = state.hparams
         real_ratio = real_ratio_at(hp, state.env_steps)
+        sac_hp = hp.sac()._replace(target_tau=target_tau_at(hp, state.env_steps))
 
         def one(agent_state, k):
             k_real, k_model, k_mix, k_upd = jax.random.split(k, 4)
@@ -398,7 +408,7 @@ def make_train(config: Config, *, env=None, model: Optional[models.Model] = None
             use_real = use_real | (state.model_buffer.counts.sum() == 0)
             pick = lambda r, m: jnp.where(use_real.reshape((-1,) + (1,) * (r.ndim - 1)), r, m.astype(r.dtype))
             batch = jax.tree.map(pick, real, imagined)
-            agent_state, info = agent.update(agent_state, batch, hp.sac(), k_upd)
+            agent_state, info = agent.update(agent_state, batch, sac_hp, k_upd)
             return agent_state, info
 
         agent_state, infos = jax.lax.scan(one, state.agent, jax.random.split(key, cfg.policy_updates_per_step))
